@@ -1,0 +1,89 @@
+//! The Anthropic dialect: `POST /anthropic/v1/messages` (streaming and not). The official SDKs
+//! append `/v1/messages` to their base URL, so with the documented base URL
+//! `http://HOST:PORT/anthropic/v1` they reach `/anthropic/v1/v1/messages`; every such path is
+//! accepted.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::error::{ApiError, DialectError};
+use super::sse::{self, StreamRenderer};
+use super::{method_not_allowed, read_body, AppState, RequestId};
+use crate::error::ServeError;
+use crate::protocol::anthropic::{self as wire, StreamTranslator};
+use crate::protocol::{TurnOutcome, TurnSpec};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource([
+            "/anthropic/v1/messages",
+            "/anthropic/v1/v1/messages",
+            "/anthropic/messages",
+        ])
+        .post(messages)
+        .default_service(web::to(method_not_allowed)),
+    );
+}
+
+pub async fn messages(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, DialectError> {
+    let request_id = RequestId::of(&req);
+    let err = |e: ApiError| DialectError::anthropic(e, &request_id);
+    let body = read_body(payload, state.max_body_bytes)
+        .await
+        .map_err(err)?;
+    let parsed = wire::parse_request(&body).map_err(|m| err(ApiError::InvalidRequest(m)))?;
+    let spec = TurnSpec {
+        request_id: request_id.clone(),
+        pool: parsed.pool(),
+        cli_model: state.router.claude_model(&parsed.model),
+        history: parsed.history,
+        prompt: parsed.prompt,
+    };
+    let serve_err = |e: ServeError| err(ApiError::Serve(e));
+    let mut events = state.supervisor.submit(spec).await.map_err(serve_err)?;
+    let first = sse::first_event(&mut events).await.map_err(serve_err)?;
+    let message_id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+    if parsed.stream {
+        let renderer = AnthropicSse {
+            translator: StreamTranslator::new(&parsed.model, &message_id),
+            request_id,
+        };
+        return Ok(sse::response(first, events, renderer));
+    }
+    let outcome = sse::collect(first, &mut events).await.map_err(serve_err)?;
+    Ok(HttpResponse::Ok().json(wire::message_response(&message_id, &parsed.model, &outcome)))
+}
+
+struct AnthropicSse {
+    translator: StreamTranslator,
+    request_id: String,
+}
+
+fn frames(events: Vec<wire::SseEvent>) -> Vec<Bytes> {
+    events
+        .iter()
+        .map(|(name, data)| sse::frame(name, data))
+        .collect()
+}
+
+impl StreamRenderer for AnthropicSse {
+    fn event(&mut self, event: Value) -> Vec<Bytes> {
+        frames(self.translator.event(event))
+    }
+
+    fn done(&mut self, outcome: &TurnOutcome) -> Vec<Bytes> {
+        frames(self.translator.done(outcome))
+    }
+
+    /// After the stream has started, a failure is one final `error` event.
+    fn error(&mut self, error: ServeError) -> Vec<Bytes> {
+        log::warn!("request {}: failed mid-stream: {error}", self.request_id);
+        let body = DialectError::anthropic(error, &self.request_id).body();
+        vec![sse::frame("error", &body)]
+    }
+}

@@ -1,0 +1,154 @@
+//! Errors as clients see them. [`ApiError`] is what a handler can fail with; each dialect turns
+//! it into its own body and status in one exhaustive `match` (no `_` arm: a new variant does not
+//! compile until it has a status).
+
+use std::time::Duration;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::error::{ServeError, UpstreamKind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    Authentication(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method {0} is not allowed on this route")]
+    MethodNotAllowed(String),
+    #[error("request body exceeds the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    Serve(#[from] ServeError),
+}
+
+/// Which API's error shape a route answers in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Anthropic,
+    /// `/health`, `/admin`: `{"error": {"type", "message"}}`.
+    Native,
+}
+
+impl Dialect {
+    pub fn of_path(path: &str) -> Self {
+        if path.starts_with("/anthropic") {
+            Self::Anthropic
+        } else {
+            Self::Native
+        }
+    }
+}
+
+/// The Anthropic status and `error.type` of every failure, plus `retry-after` where retrying
+/// later is the remedy.
+fn anthropic_status(e: &ApiError) -> (StatusCode, &'static str, Option<Duration>) {
+    use StatusCode as S;
+    match e {
+        ApiError::InvalidRequest(_) => (S::BAD_REQUEST, "invalid_request_error", None),
+        ApiError::Authentication(_) => (S::UNAUTHORIZED, "authentication_error", None),
+        ApiError::NotFound(_) => (S::NOT_FOUND, "not_found_error", None),
+        ApiError::MethodNotAllowed(_) => (S::METHOD_NOT_ALLOWED, "invalid_request_error", None),
+        ApiError::PayloadTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "request_too_large", None),
+        ApiError::Serve(s) => match s {
+            ServeError::PoolSaturated { retry_after, .. }
+            | ServeError::QueueTimedOut { retry_after, .. } => {
+                (overloaded(), "overloaded_error", Some(*retry_after))
+            }
+            ServeError::TurnTimedOut { .. } => (S::GATEWAY_TIMEOUT, "timeout_error", None),
+            ServeError::ProcessExited { .. } | ServeError::BackendProtocol { .. } => {
+                (S::BAD_GATEWAY, "api_error", None)
+            }
+            ServeError::BackendUnavailable { .. } => (S::SERVICE_UNAVAILABLE, "api_error", None),
+            ServeError::ShuttingDown | ServeError::SupervisorUnavailable => (
+                S::SERVICE_UNAVAILABLE,
+                "overloaded_error",
+                Some(Duration::from_secs(5)),
+            ),
+            ServeError::Cancelled => (S::INTERNAL_SERVER_ERROR, "api_error", None),
+            ServeError::Upstream { kind, .. } => match kind {
+                UpstreamKind::InvalidRequest => (S::BAD_REQUEST, "invalid_request_error", None),
+                UpstreamKind::NotFound => (S::NOT_FOUND, "not_found_error", None),
+                UpstreamKind::RateLimited => (
+                    S::TOO_MANY_REQUESTS,
+                    "rate_limit_error",
+                    Some(Duration::from_secs(5)),
+                ),
+                UpstreamKind::Overloaded => (
+                    overloaded(),
+                    "overloaded_error",
+                    Some(Duration::from_secs(5)),
+                ),
+                // The server's own upstream credentials failed: not the client's fault.
+                UpstreamKind::Authentication
+                | UpstreamKind::PermissionDenied
+                | UpstreamKind::Other => (S::BAD_GATEWAY, "api_error", None),
+            },
+        },
+    }
+}
+
+/// Anthropic's "overloaded" status.
+fn overloaded() -> StatusCode {
+    // 529 is a valid status code number; from_u16 only rejects numbers outside 100..=999.
+    StatusCode::from_u16(529).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+}
+
+/// An [`ApiError`] bound to its dialect and request id: what handlers return.
+#[derive(Debug)]
+pub struct DialectError {
+    pub error: ApiError,
+    pub dialect: Dialect,
+    pub request_id: Option<String>,
+}
+
+impl std::fmt::Display for DialectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl DialectError {
+    pub fn anthropic(error: impl Into<ApiError>, request_id: &str) -> Self {
+        Self {
+            error: error.into(),
+            dialect: Dialect::Anthropic,
+            request_id: Some(request_id.to_string()),
+        }
+    }
+
+    /// The body, for use as an SSE `error` event once a stream has started.
+    pub fn body(&self) -> serde_json::Value {
+        let (_, kind, _) = anthropic_status(&self.error);
+        let message = self.error.to_string();
+        match self.dialect {
+            Dialect::Anthropic => json!({
+                "type": "error",
+                "error": {"type": kind, "message": message},
+                "request_id": self.request_id,
+            }),
+            Dialect::Native => json!({
+                "error": {"type": kind, "message": message, "request_id": self.request_id},
+            }),
+        }
+    }
+}
+
+impl ResponseError for DialectError {
+    fn status_code(&self) -> StatusCode {
+        anthropic_status(&self.error).0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (status, _, retry_after) = anthropic_status(&self.error);
+        let mut resp = HttpResponse::build(status);
+        if let Some(after) = retry_after {
+            resp.insert_header((header::RETRY_AFTER, after.as_secs().max(1).to_string()));
+        }
+        resp.json(self.body())
+    }
+}

@@ -1,0 +1,111 @@
+//! Starting and stopping the whole server: the supervisor, the HTTP server on top of it, and the
+//! graceful shutdown between them. Used by `main` and by the integration tests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::middleware::{from_fn, Logger};
+use actix_web::{web, App, HttpServer};
+use anyhow::Context as _;
+
+use crate::api::{self, AppState};
+use crate::config::Settings;
+use crate::routing::ModelRouter;
+use crate::supervisor::{self, SupervisorHandle};
+
+/// A started server. Must be created inside an actix system (`#[actix_web::main]`,
+/// `#[actix_rt::test]`).
+pub struct Running {
+    pub addr: SocketAddr,
+    pub http: ServerHandle,
+    pub supervisor: SupervisorHandle,
+    server: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
+    grace: Duration,
+}
+
+/// Starts the supervisor (which warms its pools) and binds the HTTP server.
+pub fn start(settings: Settings) -> anyhow::Result<Running> {
+    let settings = Arc::new(settings);
+    let supervisor = supervisor::start(settings.clone());
+    let state = AppState {
+        supervisor: supervisor.clone(),
+        router: ModelRouter::new(&settings.backends.claude),
+        api_keys: settings.server.api_keys.clone(),
+        max_body_bytes: settings.server.max_body_bytes,
+    };
+    let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(state.clone()))
+            .wrap(from_fn(api::edge))
+            .wrap(Logger::new(
+                "%a \"%r\" %s %b %Dms request-id=%{request-id}o%{x-request-id}o",
+            ))
+            .configure(api::configure)
+            .default_service(web::to(api::not_found))
+    })
+    .workers(2)
+    // Signals are ours (see `serve`): actix's own handling would stop on Ctrl-C without grace.
+    .disable_signals()
+    .shutdown_timeout(grace.as_secs())
+    .bind((settings.server.host.as_str(), settings.server.port))
+    .with_context(|| {
+        format!(
+            "cannot listen on {}:{}",
+            settings.server.host, settings.server.port
+        )
+    })?;
+    let addr = *server
+        .addrs()
+        .first()
+        .context("the server has no address")?;
+    let server = server.run();
+    let http = server.handle();
+    Ok(Running {
+        addr,
+        http,
+        supervisor,
+        server: actix_web::rt::spawn(server),
+        grace,
+    })
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish within the grace period, then ends every
+    /// CLI process.
+    pub async fn stop(self) {
+        self.http.stop(true).await;
+        self.supervisor.shutdown(self.grace).await;
+        if let Err(e) = self.server.await {
+            log::warn!("server task: {e}");
+        }
+    }
+}
+
+/// Runs until SIGTERM or Ctrl-C, then shuts down gracefully.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let running = start(settings)?;
+    log::info!("clinvoker listening on http://{}", running.addr);
+    // The one line scripts wait for.
+    println!("clinvoker listening on http://{}", running.addr);
+    wait_for_signal().await?;
+    log::info!(
+        "shutting down: no new requests; in-flight turns get {}s",
+        running.grace.as_secs()
+    );
+    running.stop().await;
+    log::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+    }
+    Ok(())
+}

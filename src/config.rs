@@ -1,0 +1,220 @@
+//! Typed settings: the compiled-in `config/default.toml`, then an optional file, then
+//! `CLINVOKER__SECTION__KEY` environment overrides, then [`Settings::validate`], which refuses to
+//! start with a message naming the bad key.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use serde::{Deserialize, Serialize};
+
+/// The commented defaults, compiled in so the binary runs without any file.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// A setting that failed to load or validate; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration key `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub pool: PoolSettings,
+    pub backends: BackendSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub request_timeout_secs: u64,
+    pub shutdown_grace_secs: u64,
+    pub max_body_bytes: usize,
+    /// Keys from the file; `CLINVOKER_API_KEYS` is merged in by [`Settings::load`].
+    pub api_keys: Vec<String>,
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolSettings {
+    pub max_processes: usize,
+    pub min_idle: usize,
+    pub spare_processes: usize,
+    pub max_total_processes: usize,
+    pub max_queue: usize,
+    pub queue_timeout_secs: u64,
+    pub max_turns_per_process: u32,
+    pub max_process_age_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub ready_timeout_secs: u64,
+    pub interrupt_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendSettings {
+    pub claude: ClaudeSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BareMode {
+    Auto,
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaudeSettings {
+    pub command: String,
+    pub extra_args: Vec<String>,
+    pub default_model: String,
+    pub max_retries: u32,
+    pub api_timeout_ms: u64,
+    pub bare: BareMode,
+    pub isolate_home: bool,
+    /// Extra environment for the children only (on top of the server's own).
+    pub env: BTreeMap<String, String>,
+    /// Client model name -> model the CLI runs.
+    pub models: BTreeMap<String, String>,
+}
+
+impl Settings {
+    /// Defaults, then `file`, then the environment (`CLINVOKER__…`, `CLINVOKER_API_KEYS`), validated.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        let mut builder =
+            Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        if let Some(path) = file {
+            builder = builder.add_source(File::from(path).required(true));
+        }
+        builder = builder.add_source(
+            Environment::with_prefix("CLINVOKER")
+                .prefix_separator("__")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("server.api_keys")
+                .with_list_parse_key("backends.claude.extra_args")
+                .try_parsing(true),
+        );
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        if let Ok(keys) = std::env::var("CLINVOKER_API_KEYS") {
+            settings.server.api_keys.extend(
+                keys.split(',')
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .map(String::from),
+            );
+        }
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what serde cannot: ranges and relations between keys.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.to_string(),
+            })
+        };
+        let (s, p, c) = (&self.server, &self.pool, &self.backends.claude);
+        if s.host.trim().is_empty() {
+            return invalid("server.host", "must not be empty");
+        }
+        if s.request_timeout_secs == 0 {
+            return invalid("server.request_timeout_secs", "must be at least 1");
+        }
+        if s.max_body_bytes < 1024 {
+            return invalid("server.max_body_bytes", "must be at least 1024");
+        }
+        if p.max_processes == 0 {
+            return invalid("pool.max_processes", "must be at least 1");
+        }
+        if p.min_idle > p.max_processes {
+            return invalid("pool.min_idle", "must not exceed pool.max_processes");
+        }
+        if p.max_total_processes < p.max_processes {
+            return invalid(
+                "pool.max_total_processes",
+                "must be at least pool.max_processes",
+            );
+        }
+        if p.min_idle + p.spare_processes > p.max_total_processes {
+            return invalid(
+                "pool.spare_processes",
+                "pool.min_idle + pool.spare_processes must not exceed pool.max_total_processes",
+            );
+        }
+        if p.queue_timeout_secs == 0 {
+            return invalid("pool.queue_timeout_secs", "must be at least 1");
+        }
+        if p.max_turns_per_process == 0 {
+            return invalid("pool.max_turns_per_process", "must be at least 1");
+        }
+        if p.ready_timeout_secs == 0 {
+            return invalid("pool.ready_timeout_secs", "must be at least 1");
+        }
+        if c.command.trim().is_empty() {
+            return invalid("backends.claude.command", "must not be empty");
+        }
+        if c.default_model.trim().is_empty() {
+            return invalid("backends.claude.default_model", "must not be empty");
+        }
+        if c.models.values().any(|m| m.trim().is_empty()) {
+            return invalid("backends.claude.models", "every model must map to a name");
+        }
+        Ok(())
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.server.request_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load_and_validate() {
+        let s = Settings::load(None).expect("compiled-in defaults are valid");
+        assert_eq!(s.server.port, 8080);
+        assert_eq!(s.backends.claude.command, "claude");
+        assert_eq!(s.backends.claude.models["claude"], "sonnet");
+        assert_eq!(
+            s.backends.claude.models["claude-sonnet-4"],
+            "claude-sonnet-4-20250514"
+        );
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_bad_values_name_the_key() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[pool]\nmax_processes = 2\nmin_idle = 2\n").expect("write");
+        let s = Settings::load(Some(&path)).expect("valid override");
+        assert_eq!(s.pool.max_processes, 2);
+        assert_eq!(s.pool.max_queue, 32, "untouched keys keep their default");
+
+        std::fs::write(&path, "[pool]\nmax_processes = 1\nmin_idle = 3\n").expect("write");
+        let err = Settings::load(Some(&path)).expect_err("min_idle > max_processes");
+        assert!(err.to_string().contains("pool.min_idle"), "{err}");
+
+        std::fs::write(&path, "[server]\nport = \"eighty\"\n").expect("write");
+        let err = Settings::load(Some(&path)).expect_err("port is not a number");
+        assert!(err.to_string().contains("port"), "{err}");
+
+        std::fs::write(&path, "[pool]\nmax_procs = 1\n").expect("write");
+        let err = Settings::load(Some(&path)).expect_err("unknown key");
+        assert!(err.to_string().contains("max_procs"), "{err}");
+    }
+}

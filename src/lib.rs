@@ -1,0 +1,49 @@
+//! clinvoker serves the Anthropic Messages API from pools of long-lived Claude Code processes, so
+//! programs written against the official SDKs can use the CLI as their model without paying a
+//! cold start per request.
+//!
+//! # Layout
+//! - [`config`]: typed settings (compiled-in `config/default.toml`, a file, `CLINVOKER__…` env).
+//! - [`app`]: starts the supervisor and the HTTP server; graceful shutdown.
+//! - [`api`]: the HTTP edge: one module per dialect ([`api::anthropic`]), operator routes
+//!   ([`api::ops`]), SSE rendering ([`api::sse`]), and [`api::error`], where every failure gets its
+//!   status in one exhaustive match.
+//! - [`protocol`]: the dialect-neutral turn types between the layers, and each dialect's wire format.
+//! - [`routing`]: client model names → the model the CLI runs.
+//! - [`supervisor`]: the session-supervisor actor; [`supervisor::pool`] is its pure bookkeeping.
+//! - [`process`]: the process actor wrapping one CLI child; [`process::cli`] is the CLI's NDJSON
+//!   protocol and [`process::spawn`] the only code that starts processes.
+//! - [`error`]: the failures below the HTTP layer.
+//!
+//! # Theory of operation
+//! A handler validates the request and builds a [`protocol::TurnSpec`]: the pool key (what a live
+//! process cannot change: its system prompt), the CLI model, the prior turns and the prompt. It
+//! submits it through [`supervisor::SupervisorHandle`] and gets back the receiving end of the
+//! turn's event channel.
+//!
+//! The [`supervisor::SessionSupervisor`] owns every pool. It gives the turn to an idle process of
+//! the pool, or queues it (bounded, with a timeout) while a process is started or a spare is bound
+//! to the pool's system prompt, or refuses it at once when the queue is full. Nothing else holds
+//! pool state: limits, queueing and recovery are messages to and from this actor.
+//!
+//! A [`process::ClaudeProcess`] feeds the turn to its CLI child: switch model if needed, replay
+//! the prior turns (`shouldQuery:false` user lines and assistant lines, so the model sees real
+//! history), send the prompt, and forward each streaming event into the channel. The `result`
+//! line ends the turn; `rewind_conversation` then empties the conversation so the next request
+//! starts clean. A request timeout or a dropped receiver (client gone) interrupts the turn; a
+//! child that does not stop, writes garbage or never becomes ready is killed; its exit is reported
+//! to the supervisor, which replaces it.
+//!
+//! The handler renders the events: collected into one response, or streamed as SSE. A failure
+//! before the first event is an HTTP error status; after it, a final `error` event.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod process;
+pub mod protocol;
+pub mod routing;
+pub mod supervisor;

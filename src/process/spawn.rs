@@ -1,0 +1,207 @@
+//! Starting a Claude Code child: its command line, environment and working directory. The only
+//! place that touches `tokio::process`; the process actor itself works on any reader/writer pair.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::process::{Child, Command};
+
+use crate::config::{BareMode, ClaudeSettings};
+
+/// The pipes of a started process, boxed so tests can hand the actor in-memory pipes instead.
+pub struct ProcessIo {
+    pub stdin: Box<dyn AsyncWrite + Unpin + Send>,
+    pub stdout: Box<dyn AsyncRead + Unpin + Send>,
+    pub stderr: Option<Box<dyn AsyncRead + Unpin + Send>>,
+    /// The OS process, when there is one. `kill_on_drop` is set: dropping it ends the child.
+    pub child: Option<Child>,
+}
+
+/// Everything a spawn needs that does not change between spawns.
+#[derive(Debug, Clone)]
+pub struct SpawnSpec {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub env_remove: Vec<String>,
+    pub cwd: PathBuf,
+}
+
+impl SpawnSpec {
+    /// The chat profile: no tools, no settings/CLAUDE.md/MCP of the user running the server, no
+    /// transcripts, no permission prompts; system prompt bound later by `initialize`.
+    pub fn claude_chat(settings: &ClaudeSettings, state_dir: &Path) -> Self {
+        let bare = match settings.bare {
+            BareMode::On => true,
+            BareMode::Off => false,
+            BareMode::Auto => ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"]
+                .iter()
+                .any(|k| std::env::var_os(k).is_some_and(|v| !v.is_empty())),
+        };
+        let mut args: Vec<String> = [
+            "-p",
+            "--input-format",
+            "stream-json",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--include-partial-messages",
+            "--setting-sources",
+            "",
+            "--strict-mcp-config",
+            "--tools",
+            "",
+            "--no-session-persistence",
+            "--permission-prompts",
+            "none",
+            "--system-prompt",
+            "",
+            "--model",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.push(settings.default_model.clone());
+        if bare {
+            args.push("--bare".into());
+        }
+        args.extend(settings.extra_args.iter().cloned());
+
+        let mut env = vec![
+            // Without these the CLI retries a failing upstream for ~3 minutes behind our back.
+            (
+                "CLAUDE_CODE_MAX_RETRIES".into(),
+                settings.max_retries.to_string(),
+            ),
+            ("API_TIMEOUT_MS".into(), settings.api_timeout_ms.to_string()),
+            (
+                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".into(),
+                "1".into(),
+            ),
+            ("DISABLE_AUTOUPDATER".into(), "1".into()),
+            // Belt and braces with `client_composed`: forwarded text never reads server files.
+            ("CLAUDE_CODE_DISABLE_FILE_MENTIONS".into(), "1".into()),
+            ("CLAUDE_CODE_ATTRIBUTION_HEADER".into(), "0".into()),
+        ];
+        env.extend(settings.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if settings.isolate_home {
+            let home = state_dir.join("claude-home");
+            env.push(("HOME".into(), home.display().to_string()));
+            env.push((
+                "CLAUDE_CONFIG_DIR".into(),
+                home.join(".claude").display().to_string(),
+            ));
+        }
+        Self {
+            program: PathBuf::from(&settings.command),
+            args,
+            env,
+            // Set when the server itself runs inside Claude Code; the child must not think so.
+            env_remove: vec!["CLAUDECODE".into(), "CLAUDE_CODE_ENTRYPOINT".into()],
+            cwd: state_dir.join("work"),
+        }
+    }
+
+    /// Starts the child with piped stdio. Fails at once if the program cannot be executed.
+    pub fn spawn(&self) -> std::io::Result<(ProcessIo, u32)> {
+        std::fs::create_dir_all(&self.cwd)?;
+        if let Some((_, home)) = self.env.iter().find(|(k, _)| k == "CLAUDE_CONFIG_DIR") {
+            std::fs::create_dir_all(home)?;
+        }
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.args)
+            .current_dir(&self.cwd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for key in &self.env_remove {
+            cmd.env_remove(key);
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        let mut child = cmd.spawn()?;
+        let pid = child.id().unwrap_or_default();
+        let (Some(stdin), Some(stdout), stderr) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(std::io::Error::other("child started without piped stdio"));
+        };
+        let io = ProcessIo {
+            stdin: Box::new(stdin),
+            stdout: Box::new(stdout),
+            stderr: stderr.map(|s| Box::new(s) as Box<dyn AsyncRead + Unpin + Send>),
+            child: Some(child),
+        };
+        Ok((io, pid))
+    }
+}
+
+/// Resolves a command name the way the shell would: a path is taken as is, a bare name is looked
+/// up in `PATH`. `None` when nothing executable is found.
+pub fn resolve_command(command: &str) -> Option<PathBuf> {
+    let is_executable = |p: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        p.metadata()
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    if command.contains('/') {
+        let p = PathBuf::from(command);
+        return is_executable(&p).then_some(p);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(command))
+            .find(|p| is_executable(p))
+    })
+}
+
+/// Runs `<command> --version` with a timeout; the first line of its output, if any.
+pub async fn probe_version(command: PathBuf) -> Option<String> {
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        Command::new(&command)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    #[test]
+    fn chat_profile_has_no_tools_and_no_user_settings() {
+        let s = Settings::load(None).expect("defaults");
+        let spec = SpawnSpec::claude_chat(&s.backends.claude, Path::new("/tmp/x"));
+        let pos = |flag: &str| spec.args.iter().position(|a| a == flag).expect(flag);
+        assert_eq!(spec.args[pos("--tools") + 1], "");
+        assert_eq!(spec.args[pos("--setting-sources") + 1], "");
+        assert!(spec.args.contains(&"--strict-mcp-config".to_string()));
+        assert!(spec.args.contains(&"--no-session-persistence".to_string()));
+        assert_eq!(spec.cwd, Path::new("/tmp/x/work"));
+        assert!(spec
+            .env
+            .iter()
+            .any(|(k, v)| k == "CLAUDE_CODE_MAX_RETRIES" && v == "2"));
+    }
+
+    #[test]
+    fn resolves_commands_in_path() {
+        assert!(resolve_command("sh").is_some());
+        assert!(resolve_command("/bin/sh").is_some());
+        assert!(resolve_command("no-such-command-clinvoker").is_none());
+    }
+}

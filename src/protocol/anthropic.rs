@@ -1,0 +1,458 @@
+//! The Anthropic Messages API on the wire: request validation into a [`TurnSpec`]-to-be, the
+//! non-streaming response, and [`StreamTranslator`], which turns the CLI's raw streaming events
+//! into the SSE events a client of `POST /v1/messages` expects.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{json, Map, Value};
+
+use super::{ChatMessage, PoolKey, Role, TurnOutcome, Usage};
+
+/// A validated `POST /v1/messages` body.
+#[derive(Debug)]
+pub struct MessagesRequest {
+    /// The model name as the client sent it (echoed back in the response).
+    pub model: String,
+    pub system: String,
+    pub history: Vec<ChatMessage>,
+    pub prompt: Value,
+    pub stream: bool,
+}
+
+impl MessagesRequest {
+    pub fn pool(&self) -> PoolKey {
+        PoolKey {
+            system_prompt: self.system.clone(),
+        }
+    }
+}
+
+/// Validates a request body; the error is the message of a 400 `invalid_request_error`.
+pub fn parse_request(body: &[u8]) -> Result<MessagesRequest, String> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("request body is not valid JSON: {e}"))?;
+    let Value::Object(obj) = value else {
+        return Err("request body must be a JSON object".into());
+    };
+    let model = match obj.get("model") {
+        Some(Value::String(m)) if !m.trim().is_empty() => m.clone(),
+        Some(_) => return Err("model: must be a non-empty string".into()),
+        None => return Err("model: Field required".into()),
+    };
+    match obj.get("max_tokens") {
+        Some(v) if v.as_u64().is_some_and(|n| n >= 1) => {}
+        Some(_) => return Err("max_tokens: must be an integer of at least 1".into()),
+        None => return Err("max_tokens: Field required".into()),
+    }
+    let stream = match obj.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err("stream: must be a boolean".into()),
+    };
+    if obj
+        .get("tools")
+        .and_then(Value::as_array)
+        .is_some_and(|t| !t.is_empty())
+    {
+        return Err("tools: client-defined tools are not supported by this server".into());
+    }
+    let system = parse_system(obj.get("system"))?;
+    let mut messages = parse_messages(&obj)?;
+    let last = messages
+        .pop()
+        .ok_or("messages: at least one message is required")?;
+    if last.role != Role::User {
+        return Err("messages: the last message must have role \"user\"".into());
+    }
+    Ok(MessagesRequest {
+        model,
+        system,
+        history: messages,
+        prompt: last.content,
+        stream,
+    })
+}
+
+fn parse_system(system: Option<&Value>) -> Result<String, String> {
+    match system {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Array(blocks)) => blocks
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                match (
+                    b.get("type").and_then(Value::as_str),
+                    b.get("text").and_then(Value::as_str),
+                ) {
+                    (Some("text"), Some(text)) => Ok(text.to_string()),
+                    _ => Err(format!("system.{i}: only text blocks are supported")),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|parts| parts.join("\n\n")),
+        Some(_) => Err("system: must be a string or an array of text blocks".into()),
+    }
+}
+
+fn parse_messages(obj: &Map<String, Value>) -> Result<Vec<ChatMessage>, String> {
+    let Some(list) = obj.get("messages") else {
+        return Err("messages: Field required".into());
+    };
+    let Value::Array(list) = list else {
+        return Err("messages: must be an array".into());
+    };
+    list.iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let role = match m.get("role").and_then(Value::as_str) {
+                Some("user") => Role::User,
+                Some("assistant") => Role::Assistant,
+                Some(other) => return Err(format!(
+                    "messages.{i}.role: unexpected role {other:?}; use \"user\" or \"assistant\""
+                )),
+                None => return Err(format!("messages.{i}.role: Field required")),
+            };
+            let content = match m.get("content") {
+                Some(Value::String(s)) => Value::String(s.clone()),
+                Some(Value::Array(blocks)) => {
+                    if let Some(j) = blocks
+                        .iter()
+                        .position(|b| b.get("type").and_then(Value::as_str).is_none())
+                    {
+                        return Err(format!("messages.{i}.content.{j}.type: Field required"));
+                    }
+                    Value::Array(blocks.clone())
+                }
+                Some(_) => {
+                    return Err(format!(
+                        "messages.{i}.content: must be a string or an array of content blocks"
+                    ))
+                }
+                None => return Err(format!("messages.{i}.content: Field required")),
+            };
+            Ok(ChatMessage { role, content })
+        })
+        .collect()
+}
+
+/// Content blocks a client may see: the CLI's thinking blocks were not asked for.
+fn visible(block: &Value) -> bool {
+    matches!(
+        block.get("type").and_then(Value::as_str),
+        Some("text") | Some("tool_use")
+    )
+}
+
+fn usage_json(u: &Usage) -> Value {
+    json!({
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
+        "cache_creation_input_tokens": u.cache_creation_input_tokens,
+        "cache_read_input_tokens": u.cache_read_input_tokens,
+    })
+}
+
+/// The body of a non-streaming response.
+pub fn message_response(id: &str, model: &str, outcome: &TurnOutcome) -> Value {
+    let content: Vec<&Value> = outcome.content.iter().filter(|b| visible(b)).collect();
+    json!({
+        "id": id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": outcome.stop_reason.as_deref().unwrap_or("end_turn"),
+        "stop_sequence": null,
+        "usage": usage_json(&outcome.usage),
+    })
+}
+
+/// An SSE event: name and JSON data.
+pub type SseEvent = (&'static str, Value);
+
+/// Rewrites the CLI's streaming events for one client: the model name becomes the one the
+/// client asked for, thinking blocks are dropped and the rest renumbered, and the closing
+/// `message_delta` (with the turn's real usage) and `message_stop` are sent once the turn's
+/// result is known.
+pub struct StreamTranslator {
+    model: String,
+    message_id: String,
+    started: bool,
+    /// Upstream block index → index the client sees, per upstream message.
+    indexes: HashMap<u64, u64>,
+    hidden: HashSet<u64>,
+    next_index: u64,
+    /// Blocks the client has seen start (if none by the end, they are made from the outcome).
+    blocks_sent: u64,
+}
+
+impl StreamTranslator {
+    pub fn new(model: &str, message_id: &str) -> Self {
+        Self {
+            model: model.to_string(),
+            message_id: message_id.to_string(),
+            started: false,
+            indexes: HashMap::new(),
+            hidden: HashSet::new(),
+            next_index: 0,
+            blocks_sent: 0,
+        }
+    }
+
+    fn message_start(&mut self, usage: Value) -> SseEvent {
+        self.started = true;
+        (
+            "message_start",
+            json!({"type": "message_start", "message": {
+            "id": self.message_id, "type": "message", "role": "assistant", "model": self.model,
+            "content": [], "stop_reason": null, "stop_sequence": null, "usage": usage}}),
+        )
+    }
+
+    /// One raw event from the CLI → what the client gets now (possibly nothing).
+    pub fn event(&mut self, mut ev: Value) -> Vec<SseEvent> {
+        let kind = ev
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let upstream_index = ev.get("index").and_then(Value::as_u64);
+        match (kind.as_str(), upstream_index) {
+            ("message_start", _) => {
+                // A second message_start is the CLI retrying the upstream call: its blocks
+                // continue the stream under new indexes.
+                self.indexes.clear();
+                self.hidden.clear();
+                if self.started {
+                    return Vec::new();
+                }
+                let usage = ev
+                    .pointer("/message/usage")
+                    .cloned()
+                    .unwrap_or_else(|| json!({}));
+                vec![self.message_start(usage)]
+            }
+            ("content_block_start", Some(i)) => {
+                if !ev.pointer("/content_block").is_some_and(visible) {
+                    self.hidden.insert(i);
+                    return Vec::new();
+                }
+                let mut out = self.ensure_started();
+                self.indexes.insert(i, self.next_index);
+                ev["index"] = json!(self.next_index);
+                self.next_index += 1;
+                self.blocks_sent += 1;
+                out.push(("content_block_start", ev));
+                out
+            }
+            ("content_block_delta", Some(i)) | ("content_block_stop", Some(i)) => {
+                match self.indexes.get(&i) {
+                    Some(mine) if !self.hidden.contains(&i) => {
+                        ev["index"] = json!(*mine);
+                        vec![(
+                            if kind == "content_block_delta" {
+                                "content_block_delta"
+                            } else {
+                                "content_block_stop"
+                            },
+                            ev,
+                        )]
+                    }
+                    _ => Vec::new(),
+                }
+            }
+            // message_delta / message_stop wait for the result; ping and unknown events are dropped.
+            _ => Vec::new(),
+        }
+    }
+
+    fn ensure_started(&mut self) -> Vec<SseEvent> {
+        if self.started {
+            Vec::new()
+        } else {
+            vec![self.message_start(json!({"input_tokens": 0, "output_tokens": 0}))]
+        }
+    }
+
+    /// The turn succeeded: anything not streamed yet (the CLI may have fallen back to a
+    /// non-streaming call), then the closing events.
+    pub fn done(&mut self, outcome: &TurnOutcome) -> Vec<SseEvent> {
+        let mut out = self.ensure_started();
+        if self.blocks_sent == 0 {
+            for block in outcome.content.iter().filter(|b| visible(b)) {
+                let index = self.next_index;
+                self.next_index += 1;
+                out.extend(block_events(index, block));
+            }
+        }
+        out.push(("message_delta", json!({"type": "message_delta",
+            "delta": {"stop_reason": outcome.stop_reason.as_deref().unwrap_or("end_turn"), "stop_sequence": null},
+            "usage": usage_json(&outcome.usage)})));
+        out.push(("message_stop", json!({"type": "message_stop"})));
+        out
+    }
+}
+
+/// The start/delta/stop events of one whole block.
+fn block_events(index: u64, block: &Value) -> Vec<SseEvent> {
+    let (start, delta) = match block.get("type").and_then(Value::as_str) {
+        Some("tool_use") => {
+            let mut start = block.clone();
+            start["input"] = json!({});
+            let partial = block.get("input").map(Value::to_string).unwrap_or_default();
+            (
+                start,
+                json!({"type": "input_json_delta", "partial_json": partial}),
+            )
+        }
+        _ => (
+            json!({"type": "text", "text": ""}),
+            json!({"type": "text_delta", "text": block.get("text").and_then(Value::as_str).unwrap_or_default()}),
+        ),
+    };
+    vec![
+        (
+            "content_block_start",
+            json!({"type": "content_block_start", "index": index, "content_block": start}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": index, "delta": delta}),
+        ),
+        (
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": index}),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(v: Value) -> Vec<u8> {
+        v.to_string().into_bytes()
+    }
+
+    #[test]
+    fn parses_seed_request_with_history_and_system_blocks() {
+        let r = parse_request(&body(json!({
+            "model": "claude", "max_tokens": 1024,
+            "system": [{"type": "text", "text": "A"}, {"type": "text", "text": "B"}],
+            "messages": [
+                {"role": "user", "content": "q1"},
+                {"role": "assistant", "content": [{"type": "text", "text": "a1"}]},
+                {"role": "user", "content": "q2"}
+            ]
+        })))
+        .expect("valid");
+        assert_eq!(r.model, "claude");
+        assert_eq!(r.system, "A\n\nB");
+        assert_eq!(r.history.len(), 2);
+        assert_eq!(r.history[1].role, Role::Assistant);
+        assert_eq!(r.prompt, json!("q2"));
+        assert!(!r.stream);
+    }
+
+    #[test]
+    fn rejects_bad_requests_with_field_names() {
+        let cases = [
+            (
+                json!({"max_tokens": 1, "messages": [{"role": "user", "content": "x"}]}),
+                "model",
+            ),
+            (
+                json!({"model": "claude", "messages": [{"role": "user", "content": "x"}]}),
+                "max_tokens",
+            ),
+            (json!({"model": "claude", "max_tokens": 1}), "messages"),
+            (
+                json!({"model": "claude", "max_tokens": 1, "messages": []}),
+                "messages",
+            ),
+            (
+                json!({"model": "claude", "max_tokens": 1, "messages": [{"role": "system", "content": "x"}]}),
+                "messages.0.role",
+            ),
+            (
+                json!({"model": "claude", "max_tokens": 1, "messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]}),
+                "last message",
+            ),
+            (
+                json!({"model": "claude", "max_tokens": 1, "system": 5, "messages": [{"role": "user", "content": "x"}]}),
+                "system",
+            ),
+        ];
+        for (req, needle) in cases {
+            let err = parse_request(&body(req.clone())).expect_err("invalid");
+            assert!(err.contains(needle), "{req} -> {err}");
+        }
+        assert!(parse_request(b"{not json")
+            .expect_err("bad json")
+            .contains("JSON"));
+    }
+
+    #[test]
+    fn translator_renames_model_hides_thinking_and_closes_with_usage() {
+        let mut t = StreamTranslator::new("claude", "msg_1");
+        let mut out = t.event(json!({"type": "message_start", "message": {"model": "claude-sonnet-5-5", "usage": {"input_tokens": 11, "output_tokens": 1}}}));
+        out.extend(t.event(json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}})));
+        out.extend(t.event(json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "hm"}})));
+        out.extend(t.event(json!({"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}})));
+        out.extend(t.event(json!({"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "Hi"}})));
+        out.extend(t.event(json!({"type": "content_block_stop", "index": 1})));
+        out.extend(t.event(json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}})));
+        let outcome = TurnOutcome {
+            stop_reason: Some("end_turn".into()),
+            usage: Usage {
+                input_tokens: 11,
+                output_tokens: 7,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        out.extend(t.done(&outcome));
+        let names: Vec<&str> = out.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            [
+                "message_start",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
+        assert_eq!(out[0].1["message"]["model"], "claude");
+        assert_eq!(
+            out[1].1["index"], 0,
+            "the text block is renumbered after the hidden thinking block"
+        );
+        assert_eq!(out[4].1["usage"]["output_tokens"], 7);
+    }
+
+    #[test]
+    fn translator_streams_outcome_when_the_cli_sent_no_deltas() {
+        let mut t = StreamTranslator::new("claude", "msg_1");
+        let outcome = TurnOutcome {
+            content: vec![json!({"type": "text", "text": "whole answer"})],
+            ..Default::default()
+        };
+        let out = t.done(&outcome);
+        let names: Vec<&str> = out.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            [
+                "message_start",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
+        assert_eq!(out[2].1["delta"]["text"], "whole answer");
+    }
+}

@@ -1,0 +1,448 @@
+//! Pool bookkeeping without actors or processes: which process serves which request, who waits,
+//! what to start, bind or retire. [`Book`] takes events and returns [`Action`]s that the
+//! supervisor carries out, so every policy here is unit-tested with plain values.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::config::PoolSettings;
+use crate::error::ServeError;
+use crate::process::StateName;
+use crate::protocol::{PoolKey, TurnRequest};
+
+/// One live process as the supervisor sees it.
+#[derive(Debug)]
+pub struct Slot {
+    /// The pool it is bound to; `None` for a spare not bound to a system prompt yet.
+    pub pool: Option<PoolKey>,
+    pub state: StateName,
+    pub pid: u32,
+    pub started: Instant,
+    pub turns: u32,
+    pub request_id: Option<String>,
+    pub last_used: Instant,
+    /// Told to retire: never given work again, counted until it exits.
+    pub retiring: bool,
+}
+
+impl Slot {
+    fn new(pool: Option<PoolKey>, now: Instant) -> Self {
+        Self {
+            pool,
+            state: StateName::Starting,
+            pid: 0,
+            started: now,
+            turns: 0,
+            request_id: None,
+            last_used: now,
+            retiring: false,
+        }
+    }
+
+    /// Will serve (or is serving) requests of its pool.
+    fn active(&self) -> bool {
+        !self.retiring && !matches!(self.state, StateName::Draining | StateName::Exited)
+    }
+
+    fn free(&self) -> bool {
+        self.active() && self.state == StateName::Idle
+    }
+}
+
+/// A request waiting for a process of its pool.
+#[derive(Debug)]
+pub struct Waiting {
+    pub ticket: u64,
+    pub enqueued: Instant,
+    pub request: TurnRequest,
+}
+
+/// Per-pool queue and counters.
+#[derive(Debug, Default)]
+pub struct PoolQueue {
+    pub queue: VecDeque<Waiting>,
+    pub served: u64,
+    pub refused: u64,
+    pub failed: u64,
+}
+
+/// What the supervisor must do after an event.
+#[derive(Debug)]
+pub enum Action {
+    /// Give `request` to process `process` (already marked busy).
+    Dispatch { process: u64, request: TurnRequest },
+    /// Start process `process` (already in the book as `Starting`), bound to `pool` at once, or a
+    /// spare when `pool` is `None`.
+    Spawn { process: u64, pool: Option<PoolKey> },
+    /// Bind spare `process` to `pool` (its system prompt).
+    Bind { process: u64, pool: PoolKey },
+    /// End process `process` once its current turn (if any) is over.
+    Retire { process: u64 },
+    /// Answer `request` with `error` (it never reaches a process).
+    Fail {
+        request: TurnRequest,
+        error: ServeError,
+    },
+    /// `ticket` of `pool` entered the queue: arm its queue timeout.
+    Queued { pool: PoolKey, ticket: u64 },
+}
+
+pub struct Book {
+    pub limits: PoolSettings,
+    pub processes: BTreeMap<u64, Slot>,
+    pub pools: BTreeMap<PoolKey, PoolQueue>,
+    next_id: u64,
+    next_ticket: u64,
+    /// Consecutive processes that exited before becoming ready; pauses spares/min_idle refills.
+    pub start_failures: u32,
+    pub refill_paused_until: Option<Instant>,
+    /// Why the newest failed start failed, for requests refused while starts are paused.
+    pub last_start_error: Option<String>,
+}
+
+impl Book {
+    pub fn new(limits: PoolSettings) -> Self {
+        let mut pools = BTreeMap::new();
+        pools.insert(PoolKey::default_pool(), PoolQueue::default());
+        Self {
+            limits,
+            processes: BTreeMap::new(),
+            pools,
+            next_id: 0,
+            next_ticket: 0,
+            start_failures: 0,
+            refill_paused_until: None,
+            last_start_error: None,
+        }
+    }
+
+    fn retry_after(&self) -> Duration {
+        Duration::from_secs(self.limits.queue_timeout_secs.clamp(1, 10))
+    }
+
+    /// A new request: dispatched to an idle process, queued, or refused when the queue is full.
+    pub fn submit(&mut self, request: TurnRequest, now: Instant) -> Vec<Action> {
+        let key = request.pool.clone();
+        if let Some(id) = self.free_process(&key) {
+            self.mark_busy(id, &request.request_id);
+            return vec![Action::Dispatch {
+                process: id,
+                request,
+            }];
+        }
+        let processes = self.live_in(&key);
+        if processes == 0 && self.refill_paused_until.is_some_and(|t| now < t) {
+            let reason = self.last_start_error.clone().unwrap_or_default();
+            self.pools.entry(key).or_default().failed += 1;
+            let error = ServeError::BackendUnavailable {
+                backend: "claude",
+                reason,
+            };
+            return vec![Action::Fail { request, error }];
+        }
+        let max_queue = self.limits.max_queue;
+        let pool = self.pools.entry(key.clone()).or_default();
+        pool.queue.retain(|w| !w.request.events.is_closed());
+        if pool.queue.len() >= max_queue {
+            pool.refused += 1;
+            let error = ServeError::PoolSaturated {
+                pool: key.name(),
+                processes,
+                queued: pool.queue.len(),
+                retry_after: self.retry_after(),
+            };
+            return vec![Action::Fail { request, error }];
+        }
+        self.next_ticket += 1;
+        let ticket = self.next_ticket;
+        pool.queue.push_back(Waiting {
+            ticket,
+            enqueued: now,
+            request,
+        });
+        let mut actions = vec![Action::Queued { pool: key, ticket }];
+        actions.extend(self.rebalance(now));
+        actions
+    }
+
+    /// The queue timeout of `ticket` expired: refuse it if it is still waiting.
+    pub fn expire(&mut self, key: &PoolKey, ticket: u64, now: Instant) -> Option<Action> {
+        let retry_after = self.retry_after();
+        let pool = self.pools.get_mut(key)?;
+        let pos = pool.queue.iter().position(|w| w.ticket == ticket)?;
+        let waiting = pool.queue.remove(pos)?;
+        pool.refused += 1;
+        Some(Action::Fail {
+            error: ServeError::QueueTimedOut {
+                pool: key.name(),
+                waited: now.duration_since(waiting.enqueued),
+                retry_after,
+            },
+            request: waiting.request,
+        })
+    }
+
+    /// A process was started by the supervisor (its pid is now known).
+    pub fn started(&mut self, id: u64, pid: u32) {
+        if let Some(slot) = self.processes.get_mut(&id) {
+            slot.pid = pid;
+        }
+    }
+
+    /// A process changed state; an idle one takes the next waiting request of its pool.
+    pub fn state_changed(&mut self, id: u64, state: StateName, now: Instant) -> Vec<Action> {
+        let Some(slot) = self.processes.get_mut(&id) else {
+            return Vec::new();
+        };
+        slot.state = state;
+        if state != StateName::Idle {
+            return Vec::new();
+        }
+        self.start_failures = 0;
+        slot.request_id = None;
+        slot.last_used = now;
+        let mut actions = Vec::new();
+        if let (true, Some(key)) = (slot.free(), slot.pool.clone()) {
+            if let Some(request) = self.pop_waiting(&key) {
+                self.mark_busy(id, &request.request_id);
+                actions.push(Action::Dispatch {
+                    process: id,
+                    request,
+                });
+            }
+        }
+        actions.extend(self.rebalance(now));
+        actions
+    }
+
+    /// A turn ended; the process is recycled once it has served `max_turns_per_process`.
+    pub fn turn_finished(&mut self, id: u64, ok: bool) -> Vec<Action> {
+        let Some(slot) = self.processes.get_mut(&id) else {
+            return Vec::new();
+        };
+        slot.turns += 1;
+        if let Some(pool) = slot.pool.as_ref().and_then(|k| self.pools.get_mut(k)) {
+            if ok {
+                pool.served += 1;
+            } else {
+                pool.failed += 1;
+            }
+        }
+        if slot.turns >= self.limits.max_turns_per_process && !slot.retiring {
+            slot.retiring = true;
+            return vec![Action::Retire { process: id }];
+        }
+        Vec::new()
+    }
+
+    /// A process is gone. If it never became ready and its pool has nothing else on the way,
+    /// the pool's waiting requests fail with `start_error` instead of waiting for nothing.
+    pub fn exited(
+        &mut self,
+        id: u64,
+        was_ready: bool,
+        start_error: &str,
+        now: Instant,
+    ) -> Vec<Action> {
+        let Some(slot) = self.processes.remove(&id) else {
+            return Vec::new();
+        };
+        let mut actions = Vec::new();
+        if !was_ready && !slot.retiring {
+            self.start_failures += 1;
+            let pause = Duration::from_secs(1 << self.start_failures.min(5));
+            self.refill_paused_until = Some(now + pause);
+            self.last_start_error = Some(start_error.to_string());
+            if let Some(key) = slot.pool {
+                if self.live_in(&key) == 0 {
+                    let pool = self.pools.entry(key).or_default();
+                    for waiting in pool.queue.drain(..) {
+                        pool.failed += 1;
+                        actions.push(Action::Fail {
+                            request: waiting.request,
+                            error: ServeError::BackendUnavailable {
+                                backend: "claude",
+                                reason: start_error.to_string(),
+                            },
+                        });
+                    }
+                }
+            }
+        }
+        actions.extend(self.rebalance(now));
+        actions
+    }
+
+    /// Starts, binds or retires processes so that waiting requests get one, the default pool
+    /// keeps `min_idle` and `spare_processes` spares stand ready, within all limits.
+    pub fn rebalance(&mut self, now: Instant) -> Vec<Action> {
+        let mut actions = Vec::new();
+        // After failed starts, nothing is started until the pause is over (the supervisor's
+        // housekeeping tick calls this again), so a broken CLI is not restarted in a loop.
+        if self.refill_paused_until.is_some_and(|t| now < t) {
+            return actions;
+        }
+        let keys: Vec<PoolKey> = self
+            .pools
+            .iter()
+            .filter(|(_, p)| !p.queue.is_empty())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in keys {
+            let waiting = self.pools[&key].queue.len();
+            // Starting and resetting (≈1 ms from idle) processes will take a waiting request.
+            let coming = self.count(|s| {
+                s.pool.as_ref() == Some(&key)
+                    && s.active()
+                    && matches!(s.state, StateName::Starting | StateName::Resetting)
+            });
+            for _ in coming..waiting {
+                if self.live_in(&key) >= self.limits.max_processes {
+                    break;
+                }
+                if let Some(spare) = self.find(|s| s.pool.is_none() && s.active()) {
+                    if let Some(slot) = self.processes.get_mut(&spare) {
+                        slot.pool = Some(key.clone());
+                    }
+                    actions.push(Action::Bind {
+                        process: spare,
+                        pool: key.clone(),
+                    });
+                } else if self.processes.len() < self.limits.max_total_processes {
+                    actions.push(self.add(Some(key.clone()), now));
+                } else {
+                    // Full: make room by retiring the longest-idle process of another pool.
+                    let victim = self
+                        .processes
+                        .iter()
+                        .filter(|(_, s)| s.free() && s.pool.as_ref() != Some(&key))
+                        .min_by_key(|(_, s)| s.last_used)
+                        .map(|(id, _)| *id);
+                    if let Some(id) = victim {
+                        if let Some(slot) = self.processes.get_mut(&id) {
+                            slot.retiring = true;
+                        }
+                        actions.push(Action::Retire { process: id });
+                    }
+                    break;
+                }
+            }
+        }
+        let default = PoolKey::default_pool();
+        let warm = self.count(|s| {
+            s.pool.as_ref() == Some(&default) && s.active() && s.state != StateName::Busy
+        });
+        for _ in warm..self.limits.min_idle {
+            if self.live_in(&default) >= self.limits.max_processes
+                || self.processes.len() >= self.limits.max_total_processes
+            {
+                break;
+            }
+            actions.push(self.add(Some(default.clone()), now));
+        }
+        let spares = self.count(|s| s.pool.is_none() && s.active());
+        for _ in spares..self.limits.spare_processes {
+            if self.processes.len() >= self.limits.max_total_processes {
+                break;
+            }
+            actions.push(self.add(None, now));
+        }
+        actions
+    }
+
+    /// Idle processes past their idle timeout or age are retired (beyond the default pool's
+    /// `min_idle`), and empty pools forgotten.
+    pub fn housekeeping(&mut self, now: Instant) -> Vec<Action> {
+        let idle_timeout = Duration::from_secs(self.limits.idle_timeout_secs);
+        let max_age = Duration::from_secs(self.limits.max_process_age_secs);
+        let default = PoolKey::default_pool();
+        let mut keep_default = self.limits.min_idle;
+        let mut actions = Vec::new();
+        // Newest-used first, so the default pool keeps its most recently used processes.
+        let mut ids: Vec<u64> = self.processes.keys().copied().collect();
+        ids.sort_by_key(|id| std::cmp::Reverse(self.processes[id].last_used));
+        for id in ids {
+            let Some(slot) = self.processes.get_mut(&id) else {
+                continue;
+            };
+            if !slot.free() {
+                continue;
+            }
+            let too_old = now.duration_since(slot.started) >= max_age;
+            let idle_long = now.duration_since(slot.last_used) >= idle_timeout;
+            let protected = slot.pool.as_ref() == Some(&default) && keep_default > 0 && !too_old;
+            if slot.pool.as_ref() == Some(&default) && !too_old && keep_default > 0 {
+                keep_default -= 1;
+            }
+            let spare = slot.pool.is_none();
+            if too_old || (idle_long && !protected && !spare) {
+                slot.retiring = true;
+                actions.push(Action::Retire { process: id });
+            }
+        }
+        let processes = &self.processes;
+        self.pools.retain(|key, pool| {
+            key.is_default()
+                || !pool.queue.is_empty()
+                || processes.values().any(|s| s.pool.as_ref() == Some(key))
+        });
+        actions.extend(self.rebalance(now));
+        actions
+    }
+
+    /// Removes every waiting request (shutdown).
+    pub fn drain_queues(&mut self) -> Vec<TurnRequest> {
+        self.pools
+            .values_mut()
+            .flat_map(|p| p.queue.drain(..).map(|w| w.request))
+            .collect()
+    }
+
+    fn add(&mut self, pool: Option<PoolKey>, now: Instant) -> Action {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.processes.insert(id, Slot::new(pool.clone(), now));
+        Action::Spawn { process: id, pool }
+    }
+
+    fn pop_waiting(&mut self, key: &PoolKey) -> Option<TurnRequest> {
+        let pool = self.pools.get_mut(key)?;
+        while let Some(waiting) = pool.queue.pop_front() {
+            if !waiting.request.events.is_closed() {
+                return Some(waiting.request);
+            }
+        }
+        None
+    }
+
+    fn mark_busy(&mut self, id: u64, request_id: &str) {
+        if let Some(slot) = self.processes.get_mut(&id) {
+            slot.state = StateName::Busy;
+            slot.request_id = Some(request_id.to_string());
+        }
+    }
+
+    fn free_process(&self, key: &PoolKey) -> Option<u64> {
+        self.find(|s| s.pool.as_ref() == Some(key) && s.free())
+    }
+
+    /// Processes of `key` that serve or will serve it.
+    pub fn live_in(&self, key: &PoolKey) -> usize {
+        self.count(|s| s.pool.as_ref() == Some(key) && s.active())
+    }
+
+    fn count(&self, pred: impl Fn(&Slot) -> bool) -> usize {
+        self.processes.values().filter(|s| pred(s)).count()
+    }
+
+    fn find(&self, pred: impl Fn(&Slot) -> bool) -> Option<u64> {
+        self.processes
+            .iter()
+            .find(|(_, s)| pred(s))
+            .map(|(id, _)| *id)
+    }
+}
+
+#[cfg(test)]
+#[path = "pool_tests.rs"]
+mod tests;

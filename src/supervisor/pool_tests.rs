@@ -1,0 +1,321 @@
+use super::*;
+use crate::config::Settings;
+use crate::protocol::TurnEvent;
+use tokio::sync::mpsc;
+
+fn limits(max_processes: usize, min_idle: usize, spares: usize, max_queue: usize) -> PoolSettings {
+    let mut p = Settings::load(None).expect("defaults").pool;
+    p.max_processes = max_processes;
+    p.min_idle = min_idle;
+    p.spare_processes = spares;
+    p.max_queue = max_queue;
+    p.max_total_processes = 4;
+    p.max_turns_per_process = 3;
+    p
+}
+
+fn request(id: &str, pool: &PoolKey) -> (TurnRequest, mpsc::UnboundedReceiver<TurnEvent>) {
+    let (events, rx) = mpsc::unbounded_channel();
+    let req = TurnRequest {
+        request_id: id.into(),
+        pool: pool.clone(),
+        cli_model: "sonnet".into(),
+        history: vec![],
+        prompt: serde_json::json!("hi"),
+        events,
+    };
+    (req, rx)
+}
+
+fn spawned(actions: &[Action]) -> Vec<(u64, Option<PoolKey>)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Spawn { process, pool } => Some((*process, pool.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Starts the book and brings every spawned process to idle.
+fn warm_book(l: PoolSettings, now: Instant) -> Book {
+    let mut book = Book::new(l);
+    for (id, pool) in spawned(&book.rebalance(now)) {
+        book.started(id, 100 + id as u32);
+        if pool.is_some() {
+            book.state_changed(id, StateName::Idle, now);
+        }
+    }
+    book
+}
+
+#[test]
+fn startup_fills_min_idle_and_spares() {
+    let now = Instant::now();
+    let mut book = Book::new(limits(2, 1, 1, 4));
+    let s = spawned(&book.rebalance(now));
+    assert_eq!(s.len(), 2);
+    assert_eq!(
+        s.iter().filter(|(_, p)| p.is_none()).count(),
+        1,
+        "one spare"
+    );
+    assert_eq!(
+        s.iter()
+            .filter(|(_, p)| p.as_ref() == Some(&PoolKey::default_pool()))
+            .count(),
+        1
+    );
+    assert!(
+        book.rebalance(now).is_empty(),
+        "nothing more to start while those start"
+    );
+}
+
+#[test]
+fn idle_process_gets_request_then_others_queue_then_refused() {
+    let now = Instant::now();
+    let key = PoolKey::default_pool();
+    let mut book = warm_book(limits(1, 1, 0, 1), now);
+    let (r1, _rx1) = request("r1", &key);
+    let a = book.submit(r1, now);
+    assert!(matches!(a.as_slice(), [Action::Dispatch { .. }]), "{a:?}");
+
+    let (r2, _rx2) = request("r2", &key);
+    let a = book.submit(r2, now);
+    assert!(
+        matches!(a.as_slice(), [Action::Queued { .. }]),
+        "queued, no spawn past max: {a:?}"
+    );
+
+    let (r3, _rx3) = request("r3", &key);
+    let a = book.submit(r3, now);
+    match a.as_slice() {
+        [Action::Fail {
+            error:
+                ServeError::PoolSaturated {
+                    queued: 1,
+                    processes: 1,
+                    ..
+                },
+            ..
+        }] => {}
+        other => panic!("expected saturation, got {other:?}"),
+    }
+    assert_eq!(book.pools[&key].refused, 1);
+}
+
+#[test]
+fn finished_process_takes_the_next_waiting_request() {
+    let now = Instant::now();
+    let key = PoolKey::default_pool();
+    let mut book = warm_book(limits(1, 1, 0, 4), now);
+    let (r1, _rx1) = request("r1", &key);
+    let (r2, _rx2) = request("r2", &key);
+    let busy = match book.submit(r1, now).pop() {
+        Some(Action::Dispatch { process, .. }) => process,
+        other => panic!("{other:?}"),
+    };
+    book.submit(r2, now);
+    assert!(book.turn_finished(busy, true).is_empty());
+    let a = book.state_changed(busy, StateName::Idle, now);
+    match a.as_slice() {
+        [Action::Dispatch { process, request }] => {
+            assert_eq!(*process, busy);
+            assert_eq!(request.request_id, "r2");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(book.processes[&busy].request_id.as_deref(), Some("r2"));
+}
+
+#[test]
+fn waiting_requests_of_a_dropped_client_are_skipped() {
+    let now = Instant::now();
+    let key = PoolKey::default_pool();
+    let mut book = warm_book(limits(1, 1, 0, 4), now);
+    let (r1, _rx1) = request("r1", &key);
+    let busy = match book.submit(r1, now).pop() {
+        Some(Action::Dispatch { process, .. }) => process,
+        other => panic!("{other:?}"),
+    };
+    let (r2, rx2) = request("r2", &key);
+    book.submit(r2, now);
+    drop(rx2);
+    assert!(book.state_changed(busy, StateName::Idle, now).is_empty());
+}
+
+#[test]
+fn new_system_prompt_binds_a_spare_then_spawns_within_limits() {
+    let now = Instant::now();
+    let mut book = warm_book(limits(2, 1, 1, 4), now);
+    let spare = book.find(|s| s.pool.is_none()).expect("a spare");
+    let key = PoolKey {
+        system_prompt: "You are terse.".into(),
+    };
+    let (r1, _rx1) = request("r1", &key);
+    let a = book.submit(r1, now);
+    assert!(
+        a.iter().any(
+            |x| matches!(x, Action::Bind { process, pool } if *process == spare && *pool == key)
+        ),
+        "{a:?}"
+    );
+    assert!(
+        spawned(&a).iter().any(|(_, p)| p.is_none()),
+        "the spare is replaced: {a:?}"
+    );
+
+    let (r2, _rx2) = request("r2", &key);
+    let a = book.submit(r2, now);
+    assert!(
+        a.iter()
+            .any(|x| matches!(x, Action::Bind { pool, .. } if *pool == key)),
+        "the replacement spare, already starting, is bound too: {a:?}"
+    );
+    let (r3, _rx3) = request("r3", &key);
+    let a = book.submit(r3, now);
+    assert!(spawned(&a).is_empty(), "max_processes=2 reached: {a:?}");
+    assert_eq!(book.live_in(&key), 2);
+}
+
+#[test]
+fn full_server_retires_an_idle_process_of_another_pool() {
+    let now = Instant::now();
+    let mut l = limits(4, 4, 0, 4);
+    l.max_total_processes = 4;
+    let mut book = warm_book(l, now);
+    assert_eq!(book.processes.len(), 4);
+    let key = PoolKey {
+        system_prompt: "other".into(),
+    };
+    let (r1, _rx1) = request("r1", &key);
+    let a = book.submit(r1, now);
+    assert!(
+        a.iter().any(|x| matches!(x, Action::Retire { .. })),
+        "{a:?}"
+    );
+    assert!(
+        spawned(&a).is_empty(),
+        "never more than max_total_processes"
+    );
+}
+
+#[test]
+fn process_is_recycled_after_max_turns() {
+    let now = Instant::now();
+    let mut book = warm_book(limits(1, 1, 0, 4), now);
+    let id = *book.processes.keys().next().expect("one process");
+    assert!(book.turn_finished(id, true).is_empty());
+    assert!(book.turn_finished(id, true).is_empty());
+    assert!(
+        matches!(book.turn_finished(id, true).as_slice(), [Action::Retire { process }] if *process == id)
+    );
+    assert!(
+        book.state_changed(id, StateName::Idle, now)
+            .iter()
+            .all(|a| !matches!(a, Action::Dispatch { .. })),
+        "a retiring process gets no work"
+    );
+}
+
+#[test]
+fn queue_timeout_refuses_only_still_waiting_tickets() {
+    let now = Instant::now();
+    let key = PoolKey::default_pool();
+    let mut book = warm_book(limits(1, 1, 0, 4), now);
+    let (r1, _rx1) = request("r1", &key);
+    book.submit(r1, now);
+    let (r2, _rx2) = request("r2", &key);
+    let ticket = book
+        .submit(r2, now)
+        .iter()
+        .find_map(|a| match a {
+            Action::Queued { ticket, .. } => Some(*ticket),
+            _ => None,
+        })
+        .expect("queued");
+    let later = now + Duration::from_secs(5);
+    match book.expire(&key, ticket, later) {
+        Some(Action::Fail {
+            error: ServeError::QueueTimedOut { waited, .. },
+            ..
+        }) => {
+            assert_eq!(waited, Duration::from_secs(5))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(book.expire(&key, ticket, later).is_none(), "only once");
+}
+
+#[test]
+fn a_process_that_never_became_ready_fails_its_pools_waiters() {
+    let now = Instant::now();
+    let key = PoolKey {
+        system_prompt: "s".into(),
+    };
+    let mut book = Book::new(limits(1, 0, 0, 4));
+    let (r1, _rx1) = request("r1", &key);
+    let a = book.submit(r1, now);
+    let (id, _) = spawned(&a)[0].clone();
+    let a = book.exited(id, false, "exit status: 1: bad flag", now);
+    match a.as_slice() {
+        [Action::Fail {
+            error: ServeError::BackendUnavailable { reason, .. },
+            ..
+        }, ..] => {
+            assert!(reason.contains("bad flag"))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        book.refill_paused_until.is_some(),
+        "refills back off after a failed start"
+    );
+}
+
+#[test]
+fn housekeeping_keeps_min_idle_and_retires_idle_custom_pools() {
+    let now = Instant::now();
+    let mut book = warm_book(limits(2, 1, 0, 4), now);
+    let key = PoolKey {
+        system_prompt: "s".into(),
+    };
+    let (r1, _rx1) = request("r1", &key);
+    let (id, _) = spawned(&book.submit(r1, now))[0].clone();
+    let a = book.state_changed(id, StateName::Idle, now);
+    assert!(
+        matches!(a.as_slice(), [Action::Dispatch { .. }]),
+        "ready: takes the queued r1: {a:?}"
+    );
+    book.turn_finished(id, true);
+    book.state_changed(id, StateName::Idle, now);
+    let later = now + Duration::from_secs(book.limits.idle_timeout_secs + 1);
+    let a = book.housekeeping(later);
+    let retired: Vec<u64> = a
+        .iter()
+        .filter_map(|x| match x {
+            Action::Retire { process } => Some(*process),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(retired, vec![id], "only the custom pool's idle process");
+}
+
+#[test]
+fn exits_refill_min_idle_but_not_when_refills_are_off() {
+    let now = Instant::now();
+    let mut book = warm_book(limits(2, 1, 0, 4), now);
+    let id = *book.processes.keys().next().expect("one");
+    assert_eq!(
+        spawned(&book.exited(id, true, "", now)).len(),
+        1,
+        "min_idle is refilled"
+    );
+    book.limits.min_idle = 0;
+    let ids: Vec<u64> = book.processes.keys().copied().collect();
+    for id in ids {
+        assert!(book.exited(id, true, "", now).is_empty());
+    }
+    assert!(book.processes.is_empty(), "shutdown can complete");
+}

@@ -1,0 +1,142 @@
+//! The HTTP edge: bad input, routes, API keys — each answered in the Anthropic error shape, with
+//! the server unharmed.
+
+use serde_json::json;
+
+use crate::support::*;
+
+#[actix_rt::test]
+async fn bad_input_gets_anthropic_errors_and_the_server_keeps_serving() {
+    let server = TestServer::fake(|s| s.server.max_body_bytes = 4096).await;
+    let url = server.url("/anthropic/v1/messages");
+    let raw = client()
+        .post(&url)
+        .insert_header(("content-type", "application/json"))
+        .send_body("{not json")
+        .await
+        .expect("post")
+        .status();
+    assert_eq!(raw, 400);
+    let cases = [
+        (
+            json!({"max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}),
+            "model",
+        ),
+        (
+            json!({"model": "claude", "messages": [{"role": "user", "content": "x"}]}),
+            "max_tokens",
+        ),
+        (
+            json!({"model": "claude", "max_tokens": 5, "messages": []}),
+            "messages",
+        ),
+        (
+            json!({"model": "claude", "max_tokens": 5, "messages": [{"role": "tool", "content": "x"}]}),
+            "messages.0.role",
+        ),
+        (
+            json!({"model": "claude", "max_tokens": 5, "messages": [{"role": "user", "content": 42}]}),
+            "messages.0.content",
+        ),
+    ];
+    for (body, needle) in cases {
+        let msg = server
+            .messages(body)
+            .await
+            .anthropic_error(400, "invalid_request_error");
+        assert!(msg.contains(needle), "{msg}");
+    }
+    let big = user(&"x".repeat(8192));
+    server
+        .messages(big)
+        .await
+        .anthropic_error(413, "request_too_large");
+    let mut resp = client().get(&url).send().await.expect("get");
+    assert_eq!(resp.status(), 405);
+    let body: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    let nf = server.post("/anthropic/v1/nothing", json!({})).await;
+    nf.anthropic_error(404, "not_found_error");
+    let native = server.post("/nothing", json!({})).await;
+    assert_eq!(native.status, 404);
+    assert_eq!(
+        native.body["error"]["type"], "not_found_error",
+        "{}",
+        native.raw
+    );
+    let ok = server.messages(user("still fine")).await;
+    assert_eq!(ok.status, 200, "{}", ok.raw);
+    server.stop().await;
+}
+
+#[actix_rt::test]
+async fn the_paths_the_sdks_reach_are_served() {
+    let server = TestServer::fake(|_| {}).await;
+    for path in [
+        "/anthropic/v1/messages",
+        "/anthropic/v1/v1/messages",
+        "/anthropic/v1/messages?beta=true",
+    ] {
+        let r = server.post(path, user("p")).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.raw);
+    }
+    server.stop().await;
+}
+
+#[actix_rt::test]
+async fn api_keys_guard_every_route() {
+    let server =
+        TestServer::fake(|s| s.server.api_keys = vec!["k-one".into(), "k-two".into()]).await;
+    let url = server.url("/anthropic/v1/messages");
+    let none = post_json(&url, user("x"), &[]).await;
+    assert!(none
+        .anthropic_error(401, "authentication_error")
+        .contains("missing"));
+    let wrong = post_json(&url, user("x"), &[("x-api-key", "nope")]).await;
+    wrong.anthropic_error(401, "authentication_error");
+    assert_eq!(
+        post_json(&url, user("x"), &[("x-api-key", "k-one")])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        post_json(&url, user("x"), &[("authorization", "Bearer k-two")])
+            .await
+            .status,
+        200
+    );
+    let health = client()
+        .get(server.url("/health"))
+        .send()
+        .await
+        .expect("get")
+        .status();
+    assert_eq!(health, 401);
+    let health = client()
+        .get(server.url("/health"))
+        .insert_header(("x-api-key", "k-one"))
+        .send()
+        .await
+        .expect("get")
+        .status();
+    assert_eq!(health, 200);
+    server.stop().await;
+}
+
+#[actix_rt::test]
+async fn client_request_ids_are_kept() {
+    let server = TestServer::fake(|_| {}).await;
+    let r = post_json(
+        &server.url("/anthropic/v1/messages"),
+        json!({"model": "claude"}),
+        &[("x-request-id", "my-id-42")],
+    )
+    .await;
+    assert_eq!(
+        r.headers.get("request-id").and_then(|v| v.to_str().ok()),
+        Some("my-id-42")
+    );
+    assert_eq!(r.body["request_id"], "my-id-42", "and in the error body");
+    server.stop().await;
+}
