@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The one test command: installs everything the tests need, then runs them all.
+#   - the real Claude Code CLI (pinned) and the npm SDKs, into tests/node/node_modules
+#   - the Python SDKs, into .venv
+#   - Rust unit and integration tests (fake CLI and real CLI on a local mock upstream)
+#   - the official Python and Node SDKs against a running server
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "npm: the Claude Code CLI and the Anthropic/OpenAI SDKs (tests/node)"
+npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+claude="tests/node/node_modules/.bin/claude"
+if ! "$claude" --version >/dev/null 2>&1; then
+  # Some npm versions skip the package's postinstall, which links the native binary.
+  (cd tests/node/node_modules/@anthropic-ai/claude-code && node install.cjs)
+fi
+"$claude" --version
+
+step "Python: the Anthropic/OpenAI SDKs (.venv)"
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
+
+step "Rust: build, unit and integration tests"
+cargo build --all-targets
+cargo test
+
+step "Python SDK tests"
+.venv/bin/python -m pytest -q tests/sdk
+
+step "Node SDK tests"
+(cd tests/node && node --test)
