@@ -12,7 +12,7 @@ use anyhow::Context as _;
 
 use crate::api::{self, AppState};
 use crate::config::Settings;
-use crate::routing::ModelRouter;
+use crate::routing::{command_of, Backend, ModelRouter};
 use crate::supervisor::{self, SupervisorHandle};
 
 /// A started server. Must be created inside an actix system (`#[actix_web::main]`,
@@ -31,9 +31,16 @@ pub fn start(settings: Settings) -> anyhow::Result<Running> {
     let supervisor = supervisor::start(settings.clone());
     let state = AppState {
         supervisor: supervisor.clone(),
-        router: ModelRouter::new(&settings.backends.claude),
+        router: ModelRouter::new(&settings),
         api_keys: settings.server.api_keys.clone(),
         max_body_bytes: settings.server.max_body_bytes,
+        allowed_workdirs: settings.server.allowed_workdir_prefixes.clone(),
+        blocked_workdirs: settings.server.blocked_workdir_prefixes.clone(),
+        agentic_enabled: settings.profiles.agentic.enabled,
+        commands: Backend::ALL
+            .into_iter()
+            .map(|b| (b, command_of(&settings, b).to_string()))
+            .collect(),
     };
     let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
     let server = HttpServer::new(move || {

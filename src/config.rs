@@ -26,7 +26,37 @@ pub enum ConfigError {
 pub struct Settings {
     pub server: ServerSettings,
     pub pool: PoolSettings,
+    pub routing: RoutingSettings,
     pub backends: BackendSettings,
+    pub profiles: ProfileSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingSettings {
+    pub default_backend: crate::routing::Backend,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileSettings {
+    pub agentic: AgenticSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgenticSettings {
+    pub enabled: bool,
+    pub tools: String,
+    pub permission_mode: String,
+}
+
+/// A CLI clinvoker detects and routes model names to, without serving it yet.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtherBackendSettings {
+    pub command: String,
+    pub models: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -40,6 +70,8 @@ pub struct ServerSettings {
     /// Keys from the file; `CLINVOKER_API_KEYS` is merged in by [`Settings::load`].
     pub api_keys: Vec<String>,
     pub state_dir: PathBuf,
+    pub allowed_workdir_prefixes: Vec<PathBuf>,
+    pub blocked_workdir_prefixes: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -62,6 +94,8 @@ pub struct PoolSettings {
 #[serde(deny_unknown_fields)]
 pub struct BackendSettings {
     pub claude: ClaudeSettings,
+    pub codex: OtherBackendSettings,
+    pub gemini: OtherBackendSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -103,6 +137,8 @@ impl Settings {
                 .list_separator(",")
                 .with_list_parse_key("server.api_keys")
                 .with_list_parse_key("backends.claude.extra_args")
+                .with_list_parse_key("server.allowed_workdir_prefixes")
+                .with_list_parse_key("server.blocked_workdir_prefixes")
                 .try_parsing(true),
         );
         let mut settings: Settings = builder.build()?.try_deserialize()?;
@@ -171,6 +207,26 @@ impl Settings {
         }
         if c.models.values().any(|m| m.trim().is_empty()) {
             return invalid("backends.claude.models", "every model must map to a name");
+        }
+        if let Some(p) = s.allowed_workdir_prefixes.iter().find(|p| !p.is_absolute()) {
+            return invalid(
+                "server.allowed_workdir_prefixes",
+                &format!("{} is not an absolute path", p.display()),
+            );
+        }
+        let modes = [
+            "default",
+            "acceptEdits",
+            "plan",
+            "dontAsk",
+            "auto",
+            "bypassPermissions",
+        ];
+        if !modes.contains(&self.profiles.agentic.permission_mode.as_str()) {
+            return invalid(
+                "profiles.agentic.permission_mode",
+                &format!("must be one of {modes:?}"),
+            );
         }
         Ok(())
     }

@@ -63,6 +63,12 @@ pub enum ServeError {
         backend: &'static str,
         reason: String,
     },
+    /// The request names a model or backend this server does not serve (a client error).
+    #[error("{reason}")]
+    NotServed {
+        backend: &'static str,
+        reason: String,
+    },
     #[error("upstream API error: {message}")]
     Upstream {
         kind: UpstreamKind,

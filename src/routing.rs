@@ -1,53 +1,201 @@
-//! Which model the CLI runs for a model name a client sends.
+//! Which backend and which CLI model serve a model name a client sends: the configured tables
+//! first (`[backends.*.models]`), then the name's prefix (`claude*` → Claude Code,
+//! `gpt*`/`codex*`/`o<digit>*` → Codex, `gemini*` → Gemini), then `[routing] default_backend`.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
-use crate::config::ClaudeSettings;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Settings;
+use crate::error::ServeError;
+
+/// The CLIs clinvoker knows. Only Claude Code has a process driver in this version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Claude,
+    Codex,
+    Gemini,
+}
+
+impl Backend {
+    pub const ALL: [Backend; 3] = [Backend::Claude, Backend::Codex, Backend::Gemini];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Claude => "claude",
+            Backend::Codex => "codex",
+            Backend::Gemini => "gemini",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.name() == name)
+    }
+
+    /// The backend a model name belongs to by its prefix, if any.
+    fn by_prefix(model: &str) -> Option<Self> {
+        let m = model.to_ascii_lowercase();
+        let o_series = m.starts_with('o') && m[1..].starts_with(|c: char| c.is_ascii_digit());
+        if m.starts_with("claude") || CLI_ALIASES.contains(&m.as_str()) {
+            Some(Backend::Claude)
+        } else if m.starts_with("gpt") || m.starts_with("codex") || o_series {
+            Some(Backend::Codex)
+        } else if m.starts_with("gemini") {
+            Some(Backend::Gemini)
+        } else {
+            None
+        }
+    }
+}
 
 /// Names Claude Code resolves itself.
 const CLI_ALIASES: [&str; 6] = ["default", "opus", "sonnet", "haiku", "fable", "opusplan"];
 
+/// A model name resolved: the backend and the model its CLI runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub backend: Backend,
+    pub model: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct ModelRouter {
-    /// Client name → CLI model, from `[backends.claude.models]`.
-    table: BTreeMap<String, String>,
-    default_model: String,
+    /// Client name → CLI model, per backend, from `[backends.<name>.models]`.
+    tables: BTreeMap<Backend, BTreeMap<String, String>>,
+    default_backend: Backend,
+    /// Claude's model for names routed to it that are neither mapped nor Claude ids.
+    claude_default: String,
+    /// Where each backend's CLI was found at startup (None: not installed).
+    installed: BTreeMap<Backend, Option<PathBuf>>,
 }
 
 impl ModelRouter {
-    pub fn new(claude: &ClaudeSettings) -> Self {
+    pub fn new(settings: &Settings) -> Self {
+        let b = &settings.backends;
+        let tables = BTreeMap::from([
+            (Backend::Claude, b.claude.models.clone()),
+            (Backend::Codex, b.codex.models.clone()),
+            (Backend::Gemini, b.gemini.models.clone()),
+        ]);
+        let installed = Backend::ALL
+            .into_iter()
+            .map(|backend| {
+                (
+                    backend,
+                    crate::process::spawn::resolve_command(command_of(settings, backend)),
+                )
+            })
+            .collect();
         Self {
-            table: claude.models.clone(),
-            default_model: claude.default_model.clone(),
+            tables,
+            default_backend: settings.routing.default_backend,
+            claude_default: b.claude.default_model.clone(),
+            installed,
         }
     }
 
-    /// The configured mapping first; then Claude model ids and CLI aliases as they are; anything
-    /// else runs on the default model (the CLI would send an unknown name upstream verbatim,
-    /// which a real API rejects).
+    /// Table, then prefix, then the default backend.
+    pub fn route(&self, requested: &str) -> Route {
+        if let Some((backend, model)) = self
+            .tables
+            .iter()
+            .find_map(|(b, t)| t.get(requested).map(|m| (*b, m)))
+        {
+            return Route {
+                backend,
+                model: model.clone(),
+            };
+        }
+        let backend = Backend::by_prefix(requested).unwrap_or(self.default_backend);
+        let model = match backend {
+            Backend::Claude if Backend::by_prefix(requested) != Some(Backend::Claude) => {
+                self.claude_default.clone()
+            }
+            _ => requested.to_string(),
+        };
+        Route { backend, model }
+    }
+
+    /// The Claude model for `requested`, or the error its backend answers with when that is not
+    /// Claude Code.
+    pub fn resolve(&self, requested: &str) -> Result<String, ServeError> {
+        let route = self.route(requested);
+        match route.backend {
+            Backend::Claude => Ok(route.model),
+            other => Err(self.unserved(other)),
+        }
+    }
+
+    /// The Claude model for `requested`, whatever backend its name suggests.
     pub fn claude_model(&self, requested: &str) -> String {
-        if let Some(model) = self.table.get(requested) {
-            return model.clone();
+        match self.route(requested) {
+            Route {
+                backend: Backend::Claude,
+                model,
+            } => model,
+            _ => self.claude_default.clone(),
         }
-        if requested.starts_with("claude-") || CLI_ALIASES.contains(&requested) {
-            return requested.to_string();
+    }
+
+    /// Why `backend` cannot serve a request.
+    pub fn unserved(&self, backend: Backend) -> ServeError {
+        let name = backend.name();
+        let reason = match self.installed.get(&backend).cloned().flatten() {
+            None => format!("backend {name} is not installed (its CLI was not found)"),
+            Some(path) => format!(
+                "backend {name} (CLI at {}) is not served by this version; use a Claude model",
+                path.display()
+            ),
+        };
+        ServeError::NotServed {
+            backend: name,
+            reason,
         }
-        log::debug!(
-            "model {requested:?} is not mapped; using {}",
-            self.default_model
-        );
-        self.default_model.clone()
+    }
+
+    /// Every configured model name with its backend.
+    pub fn models(&self) -> Vec<(String, Backend)> {
+        self.tables
+            .iter()
+            .flat_map(|(b, t)| t.keys().map(move |name| (name.clone(), *b)))
+            .collect()
+    }
+
+    pub fn models_of(&self, backend: Backend) -> Vec<String> {
+        self.tables
+            .get(&backend)
+            .map(|t| t.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn installed_at(&self, backend: Backend) -> Option<PathBuf> {
+        self.installed.get(&backend).cloned().flatten()
+    }
+}
+
+pub fn command_of(settings: &Settings, backend: Backend) -> &str {
+    match backend {
+        Backend::Claude => &settings.backends.claude.command,
+        Backend::Codex => &settings.backends.codex.command,
+        Backend::Gemini => &settings.backends.gemini.command,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Settings;
+
+    fn router() -> ModelRouter {
+        let mut s = Settings::load(None).expect("defaults");
+        s.backends.codex.command = "/nonexistent/codex".into();
+        ModelRouter::new(&s)
+    }
 
     #[test]
     fn seed_names_map_and_real_ids_pass_through() {
-        let r = ModelRouter::new(&Settings::load(None).expect("defaults").backends.claude);
+        let r = router();
         assert_eq!(r.claude_model("claude"), "sonnet");
         assert_eq!(
             r.claude_model("claude-sonnet-4"),
@@ -58,6 +206,38 @@ mod tests {
             "claude-opus-4-1-20250805"
         );
         assert_eq!(r.claude_model("haiku"), "haiku");
-        assert_eq!(r.claude_model("gpt-4o"), "sonnet");
+    }
+
+    #[test]
+    fn prefixes_and_default_decide_the_backend() {
+        let r = router();
+        let backend = |m: &str| r.route(m).backend;
+        assert_eq!(backend("gpt-4o"), Backend::Codex);
+        assert_eq!(backend("o3-mini"), Backend::Codex);
+        assert_eq!(backend("codex"), Backend::Codex);
+        assert_eq!(r.route("codex").model, "gpt-5-codex", "the table first");
+        assert_eq!(backend("gemini-2.5-flash"), Backend::Gemini);
+        assert_eq!(backend("opus"), Backend::Claude);
+        assert_eq!(
+            backend("olmo"),
+            Backend::Claude,
+            "o without a digit is not an OpenAI o-series name"
+        );
+        assert_eq!(
+            r.route("my-model"),
+            Route {
+                backend: Backend::Claude,
+                model: "sonnet".into()
+            }
+        );
+    }
+
+    #[test]
+    fn an_uninstalled_backend_is_named_in_the_error() {
+        let err = router().resolve("gpt-4o").expect_err("codex is not served");
+        assert!(
+            err.to_string().contains("backend codex is not installed"),
+            "{err}"
+        );
     }
 }

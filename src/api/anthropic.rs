@@ -23,7 +23,93 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         ])
         .post(messages)
         .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource([
+            "/anthropic/v1/messages/count_tokens",
+            "/anthropic/v1/v1/messages/count_tokens",
+            "/anthropic/messages/count_tokens",
+        ])
+        .post(count_tokens)
+        .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource([
+            "/anthropic/v1/models",
+            "/anthropic/v1/v1/models",
+            "/anthropic/models",
+        ])
+        .get(models)
+        .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource([
+            "/anthropic/v1/models/{id}",
+            "/anthropic/v1/v1/models/{id}",
+            "/anthropic/models/{id}",
+        ])
+        .get(model)
+        .default_service(web::to(method_not_allowed)),
     );
+}
+
+/// `POST /v1/messages/count_tokens`: an estimate, not the upstream's count. The CLI offers no way
+/// to ask the upstream (it never calls count_tokens), so this counts ≈4 bytes of text per token
+/// plus a fixed cost per message and image; the response header `x-clinvoker-token-count:
+/// estimate` says so.
+pub async fn count_tokens(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, DialectError> {
+    let request_id = RequestId::of(&req);
+    let err = |e: ApiError| DialectError::anthropic(e, &request_id);
+    let body = read_body(payload, state.max_body_bytes)
+        .await
+        .map_err(err)?;
+    let tokens = wire::estimate_tokens(&body).map_err(|m| err(ApiError::InvalidRequest(m)))?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("x-clinvoker-token-count", "estimate"))
+        .json(serde_json::json!({"input_tokens": tokens})))
+}
+
+/// `GET /v1/models`: every configured model name, in Anthropic's list shape (`limit`,
+/// `after_id`, `before_id` page through it).
+pub async fn models(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, DialectError> {
+    let err =
+        |m: String| DialectError::anthropic(ApiError::InvalidRequest(m), &RequestId::of(&req));
+    let query = web::Query::<wire::ModelsQuery>::from_query(req.query_string())
+        .map_err(|e| err(e.to_string()))?;
+    let names: Vec<String> = state
+        .router
+        .models()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    Ok(HttpResponse::Ok().json(wire::models_page(&names, &query).map_err(err)?))
+}
+
+/// `GET /v1/models/{id}`
+pub async fn model(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, DialectError> {
+    let id = req.match_info().get("id").unwrap_or_default().to_string();
+    match state
+        .router
+        .models()
+        .into_iter()
+        .find(|(name, _)| *name == id)
+    {
+        Some((name, _)) => Ok(HttpResponse::Ok().json(wire::model_info(&name))),
+        None => Err(DialectError::anthropic(
+            ApiError::NotFound(format!("model: {id}")),
+            &RequestId::of(&req),
+        )),
+    }
 }
 
 pub async fn messages(
@@ -37,14 +123,14 @@ pub async fn messages(
         .await
         .map_err(err)?;
     let parsed = wire::parse_request(&body).map_err(|m| err(ApiError::InvalidRequest(m)))?;
+    let serve_err = |e: ServeError| err(ApiError::Serve(e));
     let spec = TurnSpec {
         request_id: request_id.clone(),
         pool: parsed.pool(),
-        cli_model: state.router.claude_model(&parsed.model),
+        cli_model: state.router.resolve(&parsed.model).map_err(serve_err)?,
         history: parsed.history,
         prompt: parsed.prompt,
     };
-    let serve_err = |e: ServeError| err(ApiError::Serve(e));
     let mut events = state.supervisor.submit(spec).await.map_err(serve_err)?;
     let first = sse::first_event(&mut events).await.map_err(serve_err)?;
     let message_id = format!("msg_{}", uuid::Uuid::new_v4().simple());

@@ -64,6 +64,7 @@ fn anthropic_status(e: &ApiError) -> (StatusCode, &'static str, Option<Duration>
                 (S::BAD_GATEWAY, "api_error", None)
             }
             ServeError::BackendUnavailable { .. } => (S::SERVICE_UNAVAILABLE, "api_error", None),
+            ServeError::NotServed { .. } => (S::NOT_FOUND, "not_found_error", None),
             ServeError::ShuttingDown | ServeError::SupervisorUnavailable => (
                 S::SERVICE_UNAVAILABLE,
                 "overloaded_error",
@@ -90,6 +91,11 @@ fn anthropic_status(e: &ApiError) -> (StatusCode, &'static str, Option<Duration>
             },
         },
     }
+}
+
+/// The `error.type` and message of a failure as the native API reports it inside batch results.
+pub fn native_kind(e: &ApiError) -> (&'static str, String) {
+    (anthropic_status(e).1, e.to_string())
 }
 
 /// Anthropic's "overloaded" status.

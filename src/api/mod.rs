@@ -4,6 +4,7 @@
 
 pub mod anthropic;
 pub mod error;
+pub mod native;
 pub mod ops;
 pub mod sse;
 
@@ -27,6 +28,13 @@ pub struct AppState {
     /// Keys clients must present; empty = open server.
     pub api_keys: Vec<String>,
     pub max_body_bytes: usize,
+    /// The native API's workdir rules (`server.*_workdir_prefixes`).
+    pub allowed_workdirs: Vec<std::path::PathBuf>,
+    pub blocked_workdirs: Vec<std::path::PathBuf>,
+    /// Whether the native API may use the agentic profile (`profiles.agentic.enabled`).
+    pub agentic_enabled: bool,
+    /// Each backend's configured CLI command, for the backend list.
+    pub commands: std::collections::BTreeMap<crate::routing::Backend, String>,
 }
 
 /// The id of the request being served, set by [`edge`] for every request.
@@ -54,6 +62,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed)),
     );
     anthropic::configure(cfg);
+    native::configure(cfg);
 }
 
 /// A client-supplied id is kept when it is short and printable; otherwise a new one is made.

@@ -7,7 +7,8 @@ use std::process::Stdio;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::process::{Child, Command};
 
-use crate::config::{BareMode, ClaudeSettings};
+use crate::config::{AgenticSettings, BareMode, ClaudeSettings};
+use crate::protocol::{PoolKey, Profile};
 
 /// The pipes of a started process, boxed so tests can hand the actor in-memory pipes instead.
 pub struct ProcessIo {
@@ -101,6 +102,28 @@ impl SpawnSpec {
             env_remove: vec!["CLAUDECODE".into(), "CLAUDE_CODE_ENTRYPOINT".into()],
             cwd: state_dir.join("work"),
         }
+    }
+
+    /// The spec for a pool: its working directory and, for the agentic profile, the CLI's tools
+    /// with the configured permission mode instead of none.
+    pub fn for_pool(&self, key: &PoolKey, agentic: &AgenticSettings) -> Self {
+        let mut spec = self.clone();
+        if let Some(dir) = &key.workdir {
+            spec.cwd = dir.clone();
+        }
+        if let Profile::Agentic { max_turns } = key.profile {
+            if let Some(pos) = spec.args.iter().position(|a| a == "--tools") {
+                spec.args[pos + 1] = agentic.tools.clone();
+            }
+            spec.args.extend([
+                "--permission-mode".to_string(),
+                agentic.permission_mode.clone(),
+            ]);
+            if let Some(n) = max_turns {
+                spec.args.extend(["--max-turns".to_string(), n.to_string()]);
+            }
+        }
+        spec
     }
 
     /// Starts the child with piped stdio. Fails at once if the program cannot be executed.

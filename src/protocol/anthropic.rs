@@ -21,9 +21,7 @@ pub struct MessagesRequest {
 
 impl MessagesRequest {
     pub fn pool(&self) -> PoolKey {
-        PoolKey {
-            system_prompt: self.system.clone(),
-        }
+        PoolKey::chat(self.system.clone())
     }
 }
 
@@ -108,9 +106,11 @@ fn parse_messages(obj: &Map<String, Value>) -> Result<Vec<ChatMessage>, String> 
             let role = match m.get("role").and_then(Value::as_str) {
                 Some("user") => Role::User,
                 Some("assistant") => Role::Assistant,
-                Some(other) => return Err(format!(
+                Some(other) => {
+                    return Err(format!(
                     "messages.{i}.role: unexpected role {other:?}; use \"user\" or \"assistant\""
-                )),
+                ))
+                }
                 None => return Err(format!("messages.{i}.role: Field required")),
             };
             let content = match m.get("content") {
@@ -134,6 +134,95 @@ fn parse_messages(obj: &Map<String, Value>) -> Result<Vec<ChatMessage>, String> 
             Ok(ChatMessage { role, content })
         })
         .collect()
+}
+
+/// Estimated input tokens of a `count_tokens` body (same fields as a message request, without
+/// `max_tokens`): ≈4 bytes of text per token, 4 per message, 1600 per image or document.
+pub fn estimate_tokens(body: &[u8]) -> Result<u64, String> {
+    let mut value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("request body is not valid JSON: {e}"))?;
+    if let Some(obj) = value.as_object_mut() {
+        obj.entry("max_tokens").or_insert(json!(1));
+    }
+    let req = parse_request(value.to_string().as_bytes())?;
+    let mut bytes = req.system.len() as u64;
+    let mut fixed = 0u64;
+    for content in req
+        .history
+        .iter()
+        .map(|m| &m.content)
+        .chain(std::iter::once(&req.prompt))
+    {
+        fixed += 4;
+        match content {
+            Value::String(s) => bytes += s.len() as u64,
+            Value::Array(blocks) => {
+                for b in blocks {
+                    match b.get("type").and_then(Value::as_str) {
+                        Some("image") | Some("document") => fixed += 1600,
+                        Some("text") => {
+                            bytes += b
+                                .get("text")
+                                .and_then(Value::as_str)
+                                .map_or(0, |t| t.len() as u64)
+                        }
+                        _ => bytes += b.to_string().len() as u64,
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(bytes.div_ceil(4) + fixed)
+}
+
+/// Paging of `GET /v1/models`.
+#[derive(Debug, serde::Deserialize)]
+pub struct ModelsQuery {
+    pub limit: Option<usize>,
+    pub after_id: Option<String>,
+    pub before_id: Option<String>,
+}
+
+/// Listed models carry no real creation date; this fixed one keeps the shape valid.
+const MODEL_CREATED_AT: &str = "2025-01-01T00:00:00Z";
+
+pub fn model_info(name: &str) -> Value {
+    json!({"type": "model", "id": name, "display_name": name, "created_at": MODEL_CREATED_AT})
+}
+
+/// One page of the model list in Anthropic's shape.
+pub fn models_page(names: &[String], q: &ModelsQuery) -> Result<Value, String> {
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=1000).contains(&limit) {
+        return Err("limit: must be between 1 and 1000".into());
+    }
+    let position = |id: &String| {
+        names
+            .iter()
+            .position(|n| n == id)
+            .ok_or_else(|| format!("unknown model id {id:?}"))
+    };
+    let (start, end) = match (&q.after_id, &q.before_id) {
+        (Some(after), _) => (position(after)? + 1, names.len()),
+        (None, Some(before)) => (0, position(before)?),
+        (None, None) => (0, names.len()),
+    };
+    let window = &names[start.min(end)..end];
+    let page: Vec<&String> = if q.after_id.is_none() && q.before_id.is_some() {
+        window
+            .iter()
+            .skip(window.len().saturating_sub(limit))
+            .collect()
+    } else {
+        window.iter().take(limit).collect()
+    };
+    Ok(json!({
+        "data": page.iter().map(|n| model_info(n)).collect::<Vec<_>>(),
+        "has_more": page.len() < window.len(),
+        "first_id": page.first(),
+        "last_id": page.last(),
+    }))
 }
 
 /// Content blocks a client may see: the CLI's thinking blocks were not asked for.
@@ -431,6 +520,47 @@ mod tests {
             "the text block is renumbered after the hidden thinking block"
         );
         assert_eq!(out[4].1["usage"]["output_tokens"], 7);
+    }
+
+    #[test]
+    fn token_estimate_counts_text_and_images() {
+        let plain = estimate_tokens(&body(
+            json!({"model": "claude", "messages": [{"role": "user", "content": "12345678"}]}),
+        ))
+        .expect("valid");
+        assert_eq!(plain, 2 + 4);
+        let image = estimate_tokens(&body(json!({"model": "claude", "system": "abcd", "messages": [{"role": "user", "content": [
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}}, {"type": "text", "text": "abcd"}]}]}))).expect("valid");
+        assert_eq!(image, 2 + 4 + 1600);
+        assert!(estimate_tokens(b"{}")
+            .expect_err("no model")
+            .contains("model"));
+    }
+
+    #[test]
+    fn model_pages_follow_anthropic_paging() {
+        let names: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let q = |limit, after: Option<&str>| ModelsQuery {
+            limit,
+            after_id: after.map(String::from),
+            before_id: None,
+        };
+        let all = models_page(&names, &q(None, None)).expect("page");
+        assert_eq!(all["data"].as_array().map(Vec::len), Some(3));
+        assert_eq!(
+            (
+                all["first_id"].clone(),
+                all["last_id"].clone(),
+                all["has_more"].clone()
+            ),
+            (json!("a"), json!("c"), json!(false))
+        );
+        let p = models_page(&names, &q(Some(1), Some("a"))).expect("page");
+        assert_eq!(
+            (p["first_id"].clone(), p["has_more"].clone()),
+            (json!("b"), json!(true))
+        );
+        assert!(models_page(&names, &q(Some(0), None)).is_err());
     }
 
     #[test]

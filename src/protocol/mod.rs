@@ -3,6 +3,9 @@
 //! these; nothing below the API layer knows which dialect a request came in.
 
 pub mod anthropic;
+pub mod native;
+
+use std::path::PathBuf;
 
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -29,18 +32,42 @@ pub struct ChatMessage {
 pub struct PoolKey {
     /// The system prompt bound at the process's first `initialize` ("" = none).
     pub system_prompt: String,
+    /// The processes' working directory (None: the server's empty scratch directory).
+    pub workdir: Option<PathBuf>,
+    pub profile: Profile,
+}
+
+/// What the CLI may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Profile {
+    /// A chat model: no tools, nothing on the host is read or run.
+    Chat,
+    /// The CLI's tools on, in `workdir`, at most `max_turns` agent steps (opt-in by config).
+    Agentic { max_turns: Option<u32> },
 }
 
 impl PoolKey {
     /// The pool of requests without a system prompt, kept warm with `pool.min_idle` processes.
     pub fn default_pool() -> Self {
+        Self::chat(String::new())
+    }
+
+    /// A chat pool in the scratch directory.
+    pub fn chat(system_prompt: String) -> Self {
         Self {
-            system_prompt: String::new(),
+            system_prompt,
+            workdir: None,
+            profile: Profile::Chat,
         }
     }
 
     pub fn is_default(&self) -> bool {
-        self.system_prompt.is_empty()
+        *self == Self::default_pool()
+    }
+
+    /// Whether a pre-started spare (chat profile, scratch directory) can join this pool.
+    pub fn takes_spares(&self) -> bool {
+        self.workdir.is_none() && self.profile == Profile::Chat
     }
 
     /// A short, stable, printable name for logs and the admin API.
@@ -49,13 +76,19 @@ impl PoolKey {
             return "claude/default".to_string();
         }
         // FNV-1a: stable across runs (unlike std's RandomState hasher), good enough for a label.
-        let hash = self
-            .system_prompt
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-            });
-        format!("claude/sys-{:08x}", hash as u32)
+        let text = format!(
+            "{}\0{:?}\0{:?}",
+            self.system_prompt, self.workdir, self.profile
+        );
+        let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let kind = match self.profile {
+            Profile::Chat if self.workdir.is_none() => "sys",
+            Profile::Chat => "dir",
+            Profile::Agentic { .. } => "agentic",
+        };
+        format!("claude/{kind}-{:08x}", hash as u32)
     }
 
     /// The first characters of the system prompt, for the admin API.

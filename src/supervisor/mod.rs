@@ -114,7 +114,11 @@ impl SessionSupervisor {
     }
 
     fn start_process(&mut self, id: u64, pool: Option<PoolKey>, ctx: &mut Context<Self>) {
-        match self.spec.spawn() {
+        let spec = match &pool {
+            Some(key) => self.spec.for_pool(key, &self.settings.profiles.agentic),
+            None => self.spec.clone(),
+        };
+        match spec.spawn() {
             Ok((io, pid)) => {
                 self.book.started(id, pid);
                 let model = self.settings.backends.claude.default_model.clone();
@@ -132,7 +136,11 @@ impl SessionSupervisor {
                 self.addrs.insert(id, addr);
             }
             Err(e) => {
-                let reason = format!("cannot start `{}`: {e}", self.spec.program.display());
+                let reason = format!(
+                    "cannot start `{}` in {}: {e}",
+                    spec.program.display(),
+                    spec.cwd.display()
+                );
                 log::error!("process {id}: {reason}");
                 let actions = self.book.exited(id, false, &reason, Instant::now());
                 self.run(actions, ctx);

@@ -300,7 +300,11 @@ impl Book {
                 if self.live_in(&key) >= self.limits.max_processes {
                     break;
                 }
-                if let Some(spare) = self.find(|s| s.pool.is_none() && s.active()) {
+                let spare = match key.takes_spares() {
+                    true => self.find(|s| s.pool.is_none() && s.active()),
+                    false => None,
+                };
+                if let Some(spare) = spare {
                     if let Some(slot) = self.processes.get_mut(&spare) {
                         slot.pool = Some(key.clone());
                     }

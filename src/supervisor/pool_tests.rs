@@ -150,9 +150,7 @@ fn new_system_prompt_binds_a_spare_then_spawns_within_limits() {
     let now = Instant::now();
     let mut book = warm_book(limits(2, 1, 1, 4), now);
     let spare = book.find(|s| s.pool.is_none()).expect("a spare");
-    let key = PoolKey {
-        system_prompt: "You are terse.".into(),
-    };
+    let key = PoolKey::chat("You are terse.".into());
     let (r1, _rx1) = request("r1", &key);
     let a = book.submit(r1, now);
     assert!(
@@ -186,9 +184,7 @@ fn full_server_retires_an_idle_process_of_another_pool() {
     l.max_total_processes = 4;
     let mut book = warm_book(l, now);
     assert_eq!(book.processes.len(), 4);
-    let key = PoolKey {
-        system_prompt: "other".into(),
-    };
+    let key = PoolKey::chat("other".into());
     let (r1, _rx1) = request("r1", &key);
     let a = book.submit(r1, now);
     assert!(
@@ -251,9 +247,7 @@ fn queue_timeout_refuses_only_still_waiting_tickets() {
 #[test]
 fn a_process_that_never_became_ready_fails_its_pools_waiters() {
     let now = Instant::now();
-    let key = PoolKey {
-        system_prompt: "s".into(),
-    };
+    let key = PoolKey::chat("s".into());
     let mut book = Book::new(limits(1, 0, 0, 4));
     let (r1, _rx1) = request("r1", &key);
     let a = book.submit(r1, now);
@@ -278,9 +272,7 @@ fn a_process_that_never_became_ready_fails_its_pools_waiters() {
 fn housekeeping_keeps_min_idle_and_retires_idle_custom_pools() {
     let now = Instant::now();
     let mut book = warm_book(limits(2, 1, 0, 4), now);
-    let key = PoolKey {
-        system_prompt: "s".into(),
-    };
+    let key = PoolKey::chat("s".into());
     let (r1, _rx1) = request("r1", &key);
     let (id, _) = spawned(&book.submit(r1, now))[0].clone();
     let a = book.state_changed(id, StateName::Idle, now);

@@ -4,5 +4,6 @@
 mod binary;
 mod edge;
 mod fake_cli;
+mod native;
 mod real_cli;
 mod support;

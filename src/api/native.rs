@@ -1,0 +1,432 @@
+//! The native REST API (`/api/v1`): one prompt, several in parallel, a chain, a comparison across
+//! backends — all through the same supervisor and pools as the SDK dialects — and the backend list.
+
+use std::time::Instant;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
+use futures_util::{stream, StreamExt};
+use serde::Serialize;
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use super::error::{ApiError, Dialect, DialectError};
+use super::sse::{self, Events};
+use super::{read_body, AppState, RequestId};
+use crate::error::ServeError;
+use crate::protocol::native::*;
+use crate::protocol::{PoolKey, Profile, TurnEvent, TurnSpec};
+use crate::routing::Backend;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/prompt", web::post().to(prompt))
+        .route("/api/v1/parallel", web::post().to(parallel))
+        .route("/api/v1/chain", web::post().to(chain))
+        .route("/api/v1/compare", web::post().to(compare))
+        .route("/api/v1/backends", web::get().to(backends));
+}
+
+fn native(req: &HttpRequest, e: impl Into<ApiError>) -> DialectError {
+    DialectError {
+        error: e.into(),
+        dialect: Dialect::Native,
+        request_id: Some(RequestId::of(req)),
+    }
+}
+
+async fn body<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<T, DialectError> {
+    let bytes = read_body(payload, state.max_body_bytes)
+        .await
+        .map_err(|e| native(req, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        native(
+            req,
+            ApiError::InvalidRequest(format!("invalid request body: {e}")),
+        )
+    })
+}
+
+/// A prompt checked and turned into a turn: which backend/model serve it, in which pool.
+struct Planned {
+    backend: Backend,
+    model: String,
+    spec: TurnSpec,
+}
+
+fn plan(state: &AppState, p: &PromptRequest, request_id: &str) -> Result<Planned, ApiError> {
+    let invalid = |m: String| ApiError::InvalidRequest(m);
+    if p.prompt.trim().is_empty() {
+        return Err(invalid("prompt: must not be empty".into()));
+    }
+    let explicit = match &p.backend {
+        None => None,
+        Some(name) => Some(Backend::parse(name).ok_or_else(|| {
+            invalid(format!(
+                "backend: unknown backend {name:?}; use claude, codex or gemini"
+            ))
+        })?),
+    };
+    let route = state.router.route(
+        p.model
+            .as_deref()
+            .unwrap_or(explicit.map_or("claude", Backend::name)),
+    );
+    let backend = explicit.unwrap_or(route.backend);
+    if backend != Backend::Claude {
+        return Err(state.router.unserved(backend).into());
+    }
+    let model = p.model.clone().unwrap_or_else(|| "claude".into());
+    let workdir = match &p.workdir {
+        None => None,
+        Some(dir) => Some(
+            check_workdir(dir, &state.allowed_workdirs, &state.blocked_workdirs)
+                .map_err(invalid)?,
+        ),
+    };
+    let profile = match p.profile {
+        ProfileName::Chat => Profile::Chat,
+        ProfileName::Agentic if state.agentic_enabled => Profile::Agentic {
+            max_turns: p.max_turns,
+        },
+        ProfileName::Agentic => {
+            return Err(invalid(
+                "profile: the agentic profile is disabled (profiles.agentic.enabled)".into(),
+            ))
+        }
+    };
+    let pool = PoolKey {
+        system_prompt: p.system_prompt.clone().unwrap_or_default(),
+        workdir,
+        profile,
+    };
+    let cli_model = state.router.claude_model(&model);
+    let spec = TurnSpec {
+        request_id: request_id.to_string(),
+        pool,
+        cli_model,
+        history: Vec::new(),
+        prompt: Value::String(p.prompt.clone()),
+    };
+    Ok(Planned {
+        backend,
+        model,
+        spec,
+    })
+}
+
+/// Runs one prompt to its end.
+async fn run(
+    state: &AppState,
+    p: &PromptRequest,
+    request_id: &str,
+) -> Result<PromptResult, ApiError> {
+    let started = Instant::now();
+    let planned = plan(state, p, request_id)?;
+    let mut events = state.supervisor.submit(planned.spec).await?;
+    let first = sse::first_event(&mut events).await?;
+    let outcome = sse::collect(first, &mut events).await?;
+    let ms = started.elapsed().as_millis() as u64;
+    Ok(PromptResult::new(
+        planned.backend.name(),
+        &planned.model,
+        &outcome,
+        ms,
+        request_id,
+    ))
+}
+
+fn detail(e: &ApiError) -> ErrorDetail {
+    let (kind, message) = super::error::native_kind(e);
+    ErrorDetail {
+        kind: kind.to_string(),
+        message,
+    }
+}
+
+/// `POST /api/v1/prompt`
+pub async fn prompt(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, DialectError> {
+    let p: PromptRequest = body(&req, payload, &state).await?;
+    let request_id = RequestId::of(&req);
+    if p.output_format == OutputFormat::Json {
+        let result = run(&state, &p, &request_id)
+            .await
+            .map_err(|e| native(&req, e))?;
+        return Ok(HttpResponse::Ok().json(result));
+    }
+    let started = Instant::now();
+    let planned = plan(&state, &p, &request_id).map_err(|e| native(&req, e))?;
+    let (backend, model) = (planned.backend.name(), planned.model.clone());
+    let mut events = state
+        .supervisor
+        .submit(planned.spec)
+        .await
+        .map_err(|e| native(&req, e))?;
+    let first = sse::first_event(&mut events)
+        .await
+        .map_err(|e| native(&req, e))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .streaming(ndjson(first, events, backend, model, request_id, started)))
+}
+
+/// The stream-json output: one `text_delta` line per delta, then `result` or `error`.
+fn ndjson(
+    first: TurnEvent,
+    events: Events,
+    backend: &'static str,
+    model: String,
+    request_id: String,
+    started: Instant,
+) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> {
+    let line = |v: Value| Ok::<_, actix_web::Error>(Bytes::from(format!("{v}\n")));
+    stream::unfold((Some(first), Some(events)), |(mut first, mut events)| async move {
+        let rx = events.as_mut()?;
+        let next = match first.take() {
+            Some(e) => Some(e),
+            None => rx.recv().await,
+        };
+        Some((next, (None, events)))
+    })
+    .scan(false, move |ended, event| {
+        if *ended {
+            return futures_util::future::ready(None);
+        }
+        let out = match event {
+            Some(TurnEvent::Stream(ev)) => match ev.pointer("/delta/text").and_then(Value::as_str) {
+                Some(text) if ev["type"] == "content_block_delta" => Some(line(json!({"type": "text_delta", "text": text}))),
+                _ => None,
+            },
+            Some(TurnEvent::Done(outcome)) => {
+                *ended = true;
+                let ms = started.elapsed().as_millis() as u64;
+                let result = PromptResult::new(backend, &model, &outcome, ms, &request_id);
+                Some(line(json!({"type": "result", "result": result})))
+            }
+            Some(TurnEvent::Failed(e)) => {
+                *ended = true;
+                Some(line(json!({"type": "error", "error": detail(&ApiError::Serve(e))})))
+            }
+            None => {
+                *ended = true;
+                Some(line(json!({"type": "error", "error": {"type": "api_error", "message": "the process ended without finishing the turn"}})))
+            }
+        };
+        futures_util::future::ready(Some(out))
+    })
+    .filter_map(futures_util::future::ready)
+}
+
+/// `POST /api/v1/parallel`
+pub async fn parallel(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, DialectError> {
+    let r: ParallelRequest = body(&req, payload, &state).await?;
+    if r.tasks.is_empty() || r.max_parallel == Some(0) {
+        return Err(native(
+            &req,
+            ApiError::InvalidRequest("tasks: at least one task; max_parallel: at least 1".into()),
+        ));
+    }
+    let started = Instant::now();
+    let request_id = RequestId::of(&req);
+    let failed_once = std::cell::Cell::new(false);
+    let limit = r.max_parallel.unwrap_or(r.tasks.len());
+    let (state, fail_fast) = (&state, r.fail_fast);
+    let results: Vec<TaskResult> = stream::iter(r.tasks.iter().enumerate())
+        .map(|(index, task)| {
+            let (failed_once, request_id) = (&failed_once, &request_id);
+            async move {
+                let outcome = if fail_fast && failed_once.get() {
+                    Err(ApiError::Serve(ServeError::Cancelled))
+                } else {
+                    run(state, task, &format!("{request_id}-{index}")).await
+                };
+                failed_once.set(failed_once.get() || outcome.is_err());
+                let (result, error) = split(outcome);
+                TaskResult {
+                    index,
+                    ok: error.is_none(),
+                    result,
+                    error,
+                }
+            }
+        })
+        .buffered(limit)
+        .collect()
+        .await;
+    let succeeded = results.iter().filter(|t| t.ok).count();
+    Ok(HttpResponse::Ok().json(ParallelResponse {
+        failed: results.len() - succeeded,
+        succeeded,
+        results,
+        total_duration_ms: started.elapsed().as_millis() as u64,
+    }))
+}
+
+fn split(outcome: Result<PromptResult, ApiError>) -> (Option<PromptResult>, Option<ErrorDetail>) {
+    match outcome {
+        Ok(r) => (Some(r), None),
+        Err(e) => (None, Some(detail(&e))),
+    }
+}
+
+/// `POST /api/v1/chain`
+pub async fn chain(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, DialectError> {
+    let r: ChainRequest = body(&req, payload, &state).await?;
+    if r.steps.is_empty() {
+        return Err(native(
+            &req,
+            ApiError::InvalidRequest("steps: at least one step".into()),
+        ));
+    }
+    let started = Instant::now();
+    let request_id = RequestId::of(&req);
+    let stop_on_failure = r.stop_on_failure.unwrap_or(true);
+    let mut previous = String::new();
+    let mut steps = Vec::with_capacity(r.steps.len());
+    for (index, step) in r.steps.iter().enumerate() {
+        let p = PromptRequest {
+            backend: step.backend.clone(),
+            model: step.model.clone(),
+            prompt: step.prompt.replace("{{previous}}", &previous),
+            system_prompt: step.system_prompt.clone(),
+            workdir: None,
+            max_turns: None,
+            output_format: OutputFormat::Json,
+            profile: ProfileName::Chat,
+        };
+        let outcome = run(&state, &p, &format!("{request_id}-{index}")).await;
+        if let Ok(result) = &outcome {
+            previous.clone_from(&result.output);
+        }
+        let (result, error) = split(outcome);
+        let failed = error.is_some();
+        steps.push(StepResult {
+            index,
+            name: step.name.clone(),
+            ok: !failed,
+            result,
+            error,
+        });
+        if failed && stop_on_failure {
+            break;
+        }
+    }
+    let completed = steps.len() == r.steps.len() && steps.iter().all(|s| s.ok);
+    Ok(HttpResponse::Ok().json(ChainResponse {
+        steps,
+        completed,
+        total_duration_ms: started.elapsed().as_millis() as u64,
+    }))
+}
+
+/// `POST /api/v1/compare`
+pub async fn compare(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, DialectError> {
+    let r: CompareRequest = body(&req, payload, &state).await?;
+    if r.backends.is_empty() {
+        return Err(native(
+            &req,
+            ApiError::InvalidRequest("backends: name at least one backend".into()),
+        ));
+    }
+    let started = Instant::now();
+    let request_id = RequestId::of(&req);
+    let one = |index: usize, backend: &String| {
+        let p = PromptRequest {
+            backend: Some(backend.clone()),
+            model: None,
+            prompt: r.prompt.clone(),
+            system_prompt: r.system_prompt.clone(),
+            workdir: None,
+            max_turns: None,
+            output_format: OutputFormat::Json,
+            profile: ProfileName::Chat,
+        };
+        let (state, request_id, backend) = (&state, &request_id, backend.clone());
+        async move {
+            let (result, error) = split(run(state, &p, &format!("{request_id}-{index}")).await);
+            BackendResult {
+                backend,
+                ok: error.is_none(),
+                result,
+                error,
+            }
+        }
+    };
+    let limit = if r.sequential { 1 } else { r.backends.len() };
+    let results: Vec<BackendResult> = stream::iter(r.backends.iter().enumerate())
+        .map(|(i, b)| one(i, b))
+        .buffered(limit)
+        .collect()
+        .await;
+    Ok(HttpResponse::Ok().json(CompareResponse {
+        results,
+        total_duration_ms: started.elapsed().as_millis() as u64,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BackendInfo {
+    pub name: String,
+    pub command: String,
+    pub found: bool,
+    pub path: Option<String>,
+    pub version: Option<String>,
+    /// Whether this version of clinvoker serves requests through it.
+    pub served: bool,
+    pub models: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BackendsResponse {
+    pub backends: Vec<BackendInfo>,
+}
+
+/// `GET /api/v1/backends`
+pub async fn backends(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, DialectError> {
+    let health = state
+        .supervisor
+        .health()
+        .await
+        .map_err(|e| native(&req, e))?;
+    let mut list = Vec::new();
+    for backend in Backend::ALL {
+        let path = state.router.installed_at(backend);
+        let version = match (backend, &path) {
+            (Backend::Claude, _) => health.backends.claude.version.clone(),
+            (_, Some(p)) => crate::process::spawn::probe_version(p.clone()).await,
+            (_, None) => None,
+        };
+        list.push(BackendInfo {
+            name: backend.name().into(),
+            command: state.commands.get(&backend).cloned().unwrap_or_default(),
+            found: path.is_some(),
+            path: path.map(|p| p.display().to_string()),
+            version,
+            served: backend == Backend::Claude,
+            models: state.router.models_of(backend),
+        });
+    }
+    Ok(HttpResponse::Ok().json(BackendsResponse { backends: list }))
+}

@@ -1,0 +1,272 @@
+//! The native REST API's wire types (`/api/v1`): typed requests and results, also the source of
+//! the OpenAPI document's schemas.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{TurnOutcome, Usage};
+
+/// One prompt to one backend.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PromptRequest {
+    /// `claude`, `codex` or `gemini`; decided from `model` when absent.
+    pub backend: Option<String>,
+    /// A model name as in the routing table (default: the backend's default model).
+    pub model: Option<String>,
+    pub prompt: String,
+    pub system_prompt: Option<String>,
+    /// Working directory, honoured only inside `server.allowed_workdir_prefixes`.
+    pub workdir: Option<String>,
+    /// Agent steps allowed (agentic profile only; a chat turn is always one step).
+    #[schema(minimum = 1)]
+    pub max_turns: Option<u32>,
+    #[serde(default)]
+    pub output_format: OutputFormat,
+    #[serde(default)]
+    pub profile: ProfileName,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+pub enum OutputFormat {
+    #[default]
+    #[serde(rename = "json")]
+    Json,
+    /// NDJSON: `text_delta` lines, then one `result` (or `error`) line.
+    #[serde(rename = "stream-json")]
+    StreamJson,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProfileName {
+    /// No tools: nothing on the host is read or run.
+    #[default]
+    Chat,
+    /// The CLI's tools in `workdir`; refused unless `profiles.agentic.enabled`.
+    Agentic,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PromptResult {
+    pub backend: String,
+    pub model: String,
+    pub output: String,
+    pub stop_reason: Option<String>,
+    pub duration_ms: u64,
+    pub token_usage: TokenUsage,
+    pub cost_usd: f64,
+    pub request_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TokenUsage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_creation_input_tokens: u64,
+    pub cache_read_input_tokens: u64,
+    pub total_tokens: u64,
+}
+
+impl From<&Usage> for TokenUsage {
+    fn from(u: &Usage) -> Self {
+        Self {
+            input_tokens: u.input_tokens,
+            output_tokens: u.output_tokens,
+            cache_creation_input_tokens: u.cache_creation_input_tokens,
+            cache_read_input_tokens: u.cache_read_input_tokens,
+            total_tokens: u.input_tokens + u.output_tokens,
+        }
+    }
+}
+
+impl PromptResult {
+    pub fn new(
+        backend: &str,
+        model: &str,
+        outcome: &TurnOutcome,
+        duration_ms: u64,
+        request_id: &str,
+    ) -> Self {
+        let output = outcome
+            .content
+            .iter()
+            .filter(|b| b.get("type").and_then(|t| t.as_str()) == Some("text"))
+            .filter_map(|b| b.get("text").and_then(|t| t.as_str()))
+            .collect::<Vec<_>>()
+            .join("");
+        Self {
+            backend: backend.to_string(),
+            model: model.to_string(),
+            output,
+            stop_reason: outcome.stop_reason.clone(),
+            duration_ms,
+            token_usage: TokenUsage::from(&outcome.usage),
+            cost_usd: outcome.cost_usd,
+            request_id: request_id.to_string(),
+        }
+    }
+}
+
+/// An error inside a batch result (the batch itself succeeded).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub message: String,
+}
+
+/// Several prompts at once, through the pools (their limits apply).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ParallelRequest {
+    pub tasks: Vec<PromptRequest>,
+    /// Most tasks in flight at once (default: all).
+    #[schema(minimum = 1)]
+    pub max_parallel: Option<usize>,
+    /// After a failure, tasks not started yet are skipped.
+    #[serde(default)]
+    pub fail_fast: bool,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TaskResult {
+    pub index: usize,
+    pub ok: bool,
+    pub result: Option<PromptResult>,
+    pub error: Option<ErrorDetail>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ParallelResponse {
+    pub results: Vec<TaskResult>,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub total_duration_ms: u64,
+}
+
+/// Prompts in sequence; `{{previous}}` in a prompt is replaced by the previous step's output.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChainRequest {
+    pub steps: Vec<ChainStep>,
+    /// Stop at the first failed step (default true).
+    pub stop_on_failure: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChainStep {
+    pub name: Option<String>,
+    pub backend: Option<String>,
+    pub model: Option<String>,
+    pub prompt: String,
+    pub system_prompt: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StepResult {
+    pub index: usize,
+    pub name: Option<String>,
+    pub ok: bool,
+    pub result: Option<PromptResult>,
+    pub error: Option<ErrorDetail>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ChainResponse {
+    pub steps: Vec<StepResult>,
+    /// Whether every step ran and succeeded.
+    pub completed: bool,
+    pub total_duration_ms: u64,
+}
+
+/// One prompt to several backends.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompareRequest {
+    pub prompt: String,
+    pub backends: Vec<String>,
+    pub system_prompt: Option<String>,
+    /// One backend after the other instead of all at once.
+    #[serde(default)]
+    pub sequential: bool,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BackendResult {
+    pub backend: String,
+    pub ok: bool,
+    pub result: Option<PromptResult>,
+    pub error: Option<ErrorDetail>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CompareResponse {
+    pub results: Vec<BackendResult>,
+    pub total_duration_ms: u64,
+}
+
+/// The workdir rule: an existing directory, inside an allowed prefix, outside every blocked one
+/// (after resolving symlinks and `..`). The error names the rule that refused it.
+pub fn check_workdir(
+    raw: &str,
+    allowed: &[PathBuf],
+    blocked: &[PathBuf],
+) -> Result<PathBuf, String> {
+    let path = Path::new(raw);
+    if !path.is_absolute() {
+        return Err(format!("workdir {raw:?} must be an absolute path"));
+    }
+    let real =
+        std::fs::canonicalize(path).map_err(|e| format!("workdir {raw:?} cannot be used: {e}"))?;
+    if !real.is_dir() {
+        return Err(format!("workdir {raw:?} is not a directory"));
+    }
+    if allowed.is_empty() {
+        return Err("workdir is refused: server.allowed_workdir_prefixes is empty".into());
+    }
+    let canon = |p: &PathBuf| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+    if !allowed.iter().any(|p| real.starts_with(canon(p))) {
+        return Err(format!(
+            "workdir {} is outside server.allowed_workdir_prefixes",
+            real.display()
+        ));
+    }
+    if let Some(b) = blocked.iter().find(|b| real.starts_with(canon(b))) {
+        return Err(format!(
+            "workdir {} is inside {} (server.blocked_workdir_prefixes)",
+            real.display(),
+            b.display()
+        ));
+    }
+    Ok(real)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workdir_rules_name_the_rule_that_refused() {
+        let root = tempfile::tempdir().expect("tmp");
+        let allowed = root.path().join("work");
+        let blocked = allowed.join("secret");
+        std::fs::create_dir_all(&blocked).expect("mkdir");
+        let (a, b) = (vec![allowed.clone()], vec![blocked.clone()]);
+        assert!(check_workdir(allowed.to_str().expect("utf8"), &a, &b).is_ok());
+        let err = check_workdir(blocked.to_str().expect("utf8"), &a, &b).expect_err("blocked");
+        assert!(err.contains("blocked_workdir_prefixes"), "{err}");
+        let escape = format!("{}/..", allowed.display());
+        let err = check_workdir(&escape, &a, &b).expect_err("outside");
+        assert!(err.contains("allowed_workdir_prefixes"), "{err}");
+        assert!(check_workdir("relative", &a, &b)
+            .expect_err("relative")
+            .contains("absolute"));
+        assert!(check_workdir("/tmp", &[], &b)
+            .expect_err("none allowed")
+            .contains("is empty"));
+    }
+}
