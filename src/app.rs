@@ -48,7 +48,7 @@ pub fn start(settings: Settings) -> anyhow::Result<Running> {
             .app_data(web::Data::new(state.clone()))
             .wrap(from_fn(api::edge))
             .wrap(Logger::new(
-                "%a \"%r\" %s %b %Dms request-id=%{request-id}o%{x-request-id}o",
+                "%a \"%r\" %s %b %Dms request-id=%{request-id}o x-request-id=%{x-request-id}o",
             ))
             .configure(api::configure)
             .default_service(web::to(api::not_found))

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::error::{ApiError, DialectError};
 use super::sse::{self, StreamRenderer};
-use super::{method_not_allowed, read_body, AppState, RequestId};
+use super::{only, read_body, AppState, RequestId};
 use crate::error::ServeError;
 use crate::protocol::anthropic::{self as wire, StreamTranslator};
 use crate::protocol::{TurnOutcome, TurnSpec};
@@ -22,7 +22,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/anthropic/messages",
         ])
         .post(messages)
-        .default_service(web::to(method_not_allowed)),
+        .default_service(only("POST")),
     )
     .service(
         web::resource([
@@ -31,7 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/anthropic/messages/count_tokens",
         ])
         .post(count_tokens)
-        .default_service(web::to(method_not_allowed)),
+        .default_service(only("POST")),
     )
     .service(
         web::resource([
@@ -40,7 +40,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/anthropic/models",
         ])
         .get(models)
-        .default_service(web::to(method_not_allowed)),
+        .default_service(only("GET")),
     )
     .service(
         web::resource([
@@ -49,7 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/anthropic/models/{id}",
         ])
         .get(model)
-        .default_service(web::to(method_not_allowed)),
+        .default_service(only("GET")),
     );
 }
 
@@ -57,6 +57,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// to ask the upstream (it never calls count_tokens), so this counts ≈4 bytes of text per token
 /// plus a fixed cost per message and image; the response header `x-clinvoker-token-count:
 /// estimate` says so.
+#[utoipa::path(post, path = "/anthropic/v1/messages/count_tokens", tag = "anthropic", request_body = super::openapi::MessagesBody,
+    description = "An estimate (≈4 bytes of text per token, 4 per message, 1600 per image): the CLI cannot ask the upstream to count. The header x-clinvoker-token-count: estimate says so.",
+    responses((status = 200, description = "Estimated input tokens", body = super::openapi::TokenCount), super::openapi::AnthropicErrors))]
 pub async fn count_tokens(
     req: HttpRequest,
     payload: web::Payload,
@@ -75,6 +78,9 @@ pub async fn count_tokens(
 
 /// `GET /v1/models`: every configured model name, in Anthropic's list shape (`limit`,
 /// `after_id`, `before_id` page through it).
+#[utoipa::path(get, path = "/anthropic/v1/models", tag = "anthropic",
+    params(("limit" = Option<usize>, Query, minimum = 1, maximum = 1000), ("after_id" = Option<String>, Query), ("before_id" = Option<String>, Query)),
+    responses((status = 200, description = "Configured model names", body = super::openapi::ModelList), super::openapi::AnthropicErrors))]
 pub async fn models(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -93,6 +99,8 @@ pub async fn models(
 }
 
 /// `GET /v1/models/{id}`
+#[utoipa::path(get, path = "/anthropic/v1/models/{id}", tag = "anthropic", params(("id" = String, Path)),
+    responses((status = 200, description = "One model", body = super::openapi::ModelInfo), super::openapi::AnthropicErrors))]
 pub async fn model(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -112,6 +120,10 @@ pub async fn model(
     }
 }
 
+#[utoipa::path(post, path = "/anthropic/v1/messages", tag = "anthropic", request_body = super::openapi::MessagesBody,
+    description = "Also served at /anthropic/v1/v1/messages, the path the official SDKs reach with base URL /anthropic/v1.",
+    responses((status = 200, description = "A message, or server-sent events when `stream` is true",
+        content((super::openapi::MessageBody = "application/json"), (String = "text/event-stream"))), super::openapi::AnthropicErrors))]
 pub async fn messages(
     req: HttpRequest,
     payload: web::Payload,

@@ -5,6 +5,7 @@
 pub mod anthropic;
 pub mod error;
 pub mod native;
+pub mod openapi;
 pub mod ops;
 pub mod sse;
 
@@ -54,15 +55,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/health")
             .get(ops::health)
-            .default_service(web::to(method_not_allowed)),
+            .default_service(only("GET")),
     )
     .service(
         web::resource("/admin/pools")
             .get(ops::pools)
-            .default_service(web::to(method_not_allowed)),
+            .default_service(only("GET")),
     );
     anthropic::configure(cfg);
     native::configure(cfg);
+    cfg.service(
+        web::resource("/openapi.json")
+            .get(openapi::openapi_json)
+            .default_service(only("GET")),
+    );
 }
 
 /// A client-supplied id is kept when it is short and printable; otherwise a new one is made.
@@ -162,4 +168,16 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
 
 pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     dialect_error(&req, ApiError::MethodNotAllowed(req.method().to_string())).error_response()
+}
+
+/// A resource's fallback for other methods: 405 in the path's dialect, with `Allow: methods`.
+pub fn only(methods: &'static str) -> actix_web::Route {
+    web::to(move |req: HttpRequest| async move {
+        let mut resp = method_not_allowed(req).await;
+        resp.headers_mut().insert(
+            actix_web::http::header::ALLOW,
+            HeaderValue::from_static(methods),
+        );
+        resp
+    })
 }

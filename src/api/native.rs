@@ -12,18 +12,38 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, Dialect, DialectError};
 use super::sse::{self, Events};
-use super::{read_body, AppState, RequestId};
+use super::{only, read_body, AppState, RequestId};
 use crate::error::ServeError;
 use crate::protocol::native::*;
 use crate::protocol::{PoolKey, Profile, TurnEvent, TurnSpec};
 use crate::routing::Backend;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/prompt", web::post().to(prompt))
-        .route("/api/v1/parallel", web::post().to(parallel))
-        .route("/api/v1/chain", web::post().to(chain))
-        .route("/api/v1/compare", web::post().to(compare))
-        .route("/api/v1/backends", web::get().to(backends));
+    cfg.service(
+        web::resource("/api/v1/prompt")
+            .post(prompt)
+            .default_service(only("POST")),
+    )
+    .service(
+        web::resource("/api/v1/parallel")
+            .post(parallel)
+            .default_service(only("POST")),
+    )
+    .service(
+        web::resource("/api/v1/chain")
+            .post(chain)
+            .default_service(only("POST")),
+    )
+    .service(
+        web::resource("/api/v1/compare")
+            .post(compare)
+            .default_service(only("POST")),
+    )
+    .service(
+        web::resource("/api/v1/backends")
+            .get(backends)
+            .default_service(only("GET")),
+    );
 }
 
 fn native(req: &HttpRequest, e: impl Into<ApiError>) -> DialectError {
@@ -148,6 +168,9 @@ fn detail(e: &ApiError) -> ErrorDetail {
 }
 
 /// `POST /api/v1/prompt`
+#[utoipa::path(post, path = "/api/v1/prompt", tag = "native", request_body = PromptRequest,
+    responses((status = 200, description = "The answer (`json`), or NDJSON lines: `text_delta`…, then `result` or `error` (`stream-json`)",
+        content((PromptResult = "application/json"), (String = "application/x-ndjson"))), super::openapi::NativeErrors))]
 pub async fn prompt(
     req: HttpRequest,
     payload: web::Payload,
@@ -225,6 +248,8 @@ fn ndjson(
 }
 
 /// `POST /api/v1/parallel`
+#[utoipa::path(post, path = "/api/v1/parallel", tag = "native", request_body = ParallelRequest,
+    responses((status = 200, description = "Per-task results in task order", body = ParallelResponse), super::openapi::NativeErrors))]
 pub async fn parallel(
     req: HttpRequest,
     payload: web::Payload,
@@ -281,6 +306,8 @@ fn split(outcome: Result<PromptResult, ApiError>) -> (Option<PromptResult>, Opti
 }
 
 /// `POST /api/v1/chain`
+#[utoipa::path(post, path = "/api/v1/chain", tag = "native", request_body = ChainRequest,
+    responses((status = 200, description = "Per-step results", body = ChainResponse), super::openapi::NativeErrors))]
 pub async fn chain(
     req: HttpRequest,
     payload: web::Payload,
@@ -335,6 +362,8 @@ pub async fn chain(
 }
 
 /// `POST /api/v1/compare`
+#[utoipa::path(post, path = "/api/v1/compare", tag = "native", request_body = CompareRequest,
+    responses((status = 200, description = "One result per backend", body = CompareResponse), super::openapi::NativeErrors))]
 pub async fn compare(
     req: HttpRequest,
     payload: web::Payload,
@@ -401,6 +430,8 @@ pub struct BackendsResponse {
 }
 
 /// `GET /api/v1/backends`
+#[utoipa::path(get, path = "/api/v1/backends", tag = "native",
+    responses((status = 200, description = "Each backend: CLI found, version, models", body = BackendsResponse), super::openapi::NativeErrors))]
 pub async fn backends(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -15,6 +15,8 @@ fn native(req: &HttpRequest, e: impl Into<ApiError>) -> DialectError {
 }
 
 /// `ok` or `degraded`, whether the CLI was found, and process counts.
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, description = "ok or degraded", body = crate::supervisor::messages::HealthStatus), super::openapi::NativeErrors))]
 pub async fn health(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -28,6 +30,8 @@ pub async fn health(
 }
 
 /// Every pool: limits, queue, counters, and each process's pid, state, turns, age, request.
+#[utoipa::path(get, path = "/admin/pools", tag = "operations",
+    responses((status = 200, description = "Every pool and process", body = super::openapi::PoolsResponse), super::openapi::NativeErrors))]
 pub async fn pools(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -34,7 +34,7 @@ pub enum ProcessState {
 }
 
 /// The state's name, which is all the supervisor and the admin API need to know.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StateName {
     Starting,

@@ -16,6 +16,7 @@ pub struct PromptRequest {
     pub backend: Option<String>,
     /// A model name as in the routing table (default: the backend's default model).
     pub model: Option<String>,
+    #[schema(pattern = "\\S")]
     pub prompt: String,
     pub system_prompt: Option<String>,
     /// Working directory, honoured only inside `server.allowed_workdir_prefixes`.
@@ -122,6 +123,7 @@ pub struct ErrorDetail {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParallelRequest {
+    #[schema(min_items = 1)]
     pub tasks: Vec<PromptRequest>,
     /// Most tasks in flight at once (default: all).
     #[schema(minimum = 1)]
@@ -151,6 +153,7 @@ pub struct ParallelResponse {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChainRequest {
+    #[schema(min_items = 1)]
     pub steps: Vec<ChainStep>,
     /// Stop at the first failed step (default true).
     pub stop_on_failure: Option<bool>,
@@ -162,6 +165,7 @@ pub struct ChainStep {
     pub name: Option<String>,
     pub backend: Option<String>,
     pub model: Option<String>,
+    #[schema(pattern = "\\S")]
     pub prompt: String,
     pub system_prompt: Option<String>,
 }
@@ -187,7 +191,9 @@ pub struct ChainResponse {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompareRequest {
+    #[schema(pattern = "\\S")]
     pub prompt: String,
+    #[schema(min_items = 1)]
     pub backends: Vec<String>,
     pub system_prompt: Option<String>,
     /// One backend after the other instead of all at once.

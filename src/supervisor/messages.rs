@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use actix::Message;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::process::StateName;
 use crate::protocol::TurnRequest;
@@ -32,7 +33,7 @@ pub struct Shutdown {
     pub grace: Duration,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PoolStatus {
     pub name: String,
     pub backend: &'static str,
@@ -46,7 +47,7 @@ pub struct PoolStatus {
     pub processes: Vec<ProcessStatus>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PoolLimitsView {
     pub max_processes: usize,
     pub min_idle: usize,
@@ -55,7 +56,7 @@ pub struct PoolLimitsView {
     pub max_turns_per_process: u32,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ProcessStatus {
     pub id: u64,
     pub pid: u32,
@@ -67,7 +68,7 @@ pub struct ProcessStatus {
     pub retiring: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct HealthStatus {
     /// "ok", or "degraded" when the CLI is missing or processes keep failing to start.
     pub status: &'static str,
@@ -80,12 +81,12 @@ pub struct HealthStatus {
     pub queued: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct BackendHealth {
     pub claude: CliHealth,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CliHealth {
     pub command: String,
     pub found: bool,

@@ -23,7 +23,8 @@ MOCK = REPO / "tests" / "support" / "mock_anthropic.py"
 NODE_DIR = REPO / "tests" / "node"
 
 START_TIMEOUT = 30.0
-STOP_TIMEOUT = 30.0
+# An idle server ends its children and exits in well under a second; a slow exit is a bug.
+STOP_TIMEOUT = 5.0
 # Servers started in this session, for the stderr tail printed with a failing test.
 RUNNING = []
 
@@ -39,7 +40,7 @@ def token():
     return "tok" + uuid.uuid4().hex[:12]
 
 
-def _clean_env():
+def clean_env():
     """The environment of this process without anything that could steer the server, the CLI or
     the SDKs away from the test setup (a developer's own keys, base URLs, clinvoker settings)."""
     env = dict(os.environ)
@@ -69,7 +70,7 @@ class Mock:
         # --exit-on-stdin-eof: the mock ends with this process even if teardown never runs.
         self.proc = subprocess.Popen(
             [sys.executable, str(MOCK), str(self.port), "--exit-on-stdin-eof"],
-            stdin=subprocess.PIPE, stdout=self.out, stderr=subprocess.STDOUT, env=_clean_env(),
+            stdin=subprocess.PIPE, stdout=self.out, stderr=subprocess.STDOUT, env=clean_env(),
         )
         deadline = time.monotonic() + 10
         while True:
@@ -120,7 +121,7 @@ class Server:
         workdir.mkdir(parents=True, exist_ok=True)
         self.stdout_path = workdir / "stdout.log"
         self.stderr_path = workdir / "stderr.log"
-        env = _clean_env()
+        env = clean_env()
         env.update({
             # The CLI children inherit the server's environment.
             "ANTHROPIC_BASE_URL": mock.url,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import NODE_DIR, _clean_env
+from conftest import NODE_DIR, clean_env
 
 SEED = Path(__file__).resolve().parent / "seed"
 
@@ -20,7 +20,7 @@ def seed_source(name, port):
 
 
 def run(cmd, source, cwd=None):
-    p = subprocess.run(cmd, input=source, capture_output=True, text=True, timeout=60, cwd=cwd, env=_clean_env())
+    p = subprocess.run(cmd, input=source, capture_output=True, text=True, timeout=60, cwd=cwd, env=clean_env())
     assert p.returncode == 0, "exit %s\nstdout:\n%s\nstderr:\n%s" % (p.returncode, p.stdout, p.stderr)
     return p.stdout
 
