@@ -319,3 +319,55 @@ async fn timeout_and_disconnect_interrupt_the_real_cli_and_the_pool_recovers() {
     );
     server.stop().await;
 }
+
+#[actix_rt::test]
+async fn native_rest_routes_work_on_the_real_cli() {
+    let server = real(|_| {}).await;
+    let t = token();
+    let r = server
+        .post(
+            "/api/v1/prompt",
+            json!({"prompt": format!("rest {t}"), "system_prompt": "You are a REST test."}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(r.body["output"], format!("MOCK_OK: rest {t}"));
+    assert_eq!(r.body["token_usage"]["output_tokens"], 7);
+    assert!(mock().requests_with(&t)[0]["system"]
+        .to_string()
+        .contains("You are a REST test."));
+
+    let s = token();
+    let r = server
+        .post(
+            "/api/v1/prompt",
+            json!({"prompt": format!("stream {s}"), "output_format": "stream-json"}),
+        )
+        .await;
+    let lines: Vec<Value> = r
+        .raw
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("NDJSON"))
+        .collect();
+    let text: String = lines
+        .iter()
+        .filter(|l| l["type"] == "text_delta")
+        .filter_map(|l| l["text"].as_str())
+        .collect();
+    assert_eq!(text, format!("MOCK_OK: stream {s}"), "{lines:?}");
+    assert_eq!(lines.last().expect("lines")["type"], "result");
+
+    let c = token();
+    let r = server
+        .post(
+            "/api/v1/chain",
+            json!({"steps": [{"prompt": format!("one {c}")}, {"prompt": "two {{previous}}"}]}),
+        )
+        .await;
+    assert_eq!(r.body["completed"], true, "{}", r.raw);
+    assert_eq!(
+        r.body["steps"][1]["result"]["output"],
+        format!("MOCK_OK: two MOCK_OK: one {c}")
+    );
+    server.stop().await;
+}
