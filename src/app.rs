@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
-use actix_web::middleware::{from_fn, Logger};
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 
 use crate::api::{self, AppState};
 use crate::config::Settings;
+use crate::metrics::Metrics;
 use crate::routing::{command_of, Backend, ModelRouter};
 use crate::supervisor::{self, SupervisorHandle};
 
@@ -28,15 +29,18 @@ pub struct Running {
 /// Starts the supervisor (which warms its pools) and binds the HTTP server.
 pub fn start(settings: Settings) -> anyhow::Result<Running> {
     let settings = Arc::new(settings);
-    let supervisor = supervisor::start(settings.clone());
+    let metrics = Arc::new(Metrics::new());
+    let supervisor = supervisor::start(settings.clone(), metrics.clone());
     let state = AppState {
         supervisor: supervisor.clone(),
         router: ModelRouter::new(&settings),
         api_keys: settings.server.api_keys.clone(),
+        admin_keys: settings.server.admin_keys.clone(),
         max_body_bytes: settings.server.max_body_bytes,
         allowed_workdirs: settings.server.allowed_workdir_prefixes.clone(),
         blocked_workdirs: settings.server.blocked_workdir_prefixes.clone(),
         agentic_enabled: settings.profiles.agentic.enabled,
+        metrics,
         commands: Backend::ALL
             .into_iter()
             .map(|b| (b, command_of(&settings, b).to_string()))
@@ -47,9 +51,6 @@ pub fn start(settings: Settings) -> anyhow::Result<Running> {
         App::new()
             .app_data(web::Data::new(state.clone()))
             .wrap(from_fn(api::edge))
-            .wrap(Logger::new(
-                "%a \"%r\" %s %b %Dms request-id=%{request-id}o x-request-id=%{x-request-id}o",
-            ))
             .configure(api::configure)
             .default_service(web::to(api::not_found))
     })

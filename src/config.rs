@@ -69,6 +69,8 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// Keys from the file; `CLINVOKER_API_KEYS` is merged in by [`Settings::load`].
     pub api_keys: Vec<String>,
+    /// Keys for `/admin` and `/metrics`; `CLINVOKER_ADMIN_KEYS` is merged in by [`Settings::load`].
+    pub admin_keys: Vec<String>,
     pub state_dir: PathBuf,
     pub allowed_workdir_prefixes: Vec<PathBuf>,
     pub blocked_workdir_prefixes: Vec<PathBuf>,
@@ -136,20 +138,30 @@ impl Settings {
                 .separator("__")
                 .list_separator(",")
                 .with_list_parse_key("server.api_keys")
+                .with_list_parse_key("server.admin_keys")
                 .with_list_parse_key("backends.claude.extra_args")
                 .with_list_parse_key("server.allowed_workdir_prefixes")
                 .with_list_parse_key("server.blocked_workdir_prefixes")
                 .try_parsing(true),
         );
         let mut settings: Settings = builder.build()?.try_deserialize()?;
-        if let Ok(keys) = std::env::var("CLINVOKER_API_KEYS") {
-            settings.server.api_keys.extend(
-                keys.split(',')
-                    .map(str::trim)
-                    .filter(|k| !k.is_empty())
-                    .map(String::from),
-            );
-        }
+        let from_env = |var: &str| -> Vec<String> {
+            std::env::var(var)
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(String::from)
+                .collect()
+        };
+        settings
+            .server
+            .api_keys
+            .extend(from_env("CLINVOKER_API_KEYS"));
+        settings
+            .server
+            .admin_keys
+            .extend(from_env("CLINVOKER_ADMIN_KEYS"));
         settings.validate()?;
         Ok(settings)
     }

@@ -77,6 +77,10 @@ pub enum ServeError {
     },
     #[error("the request was cancelled")]
     Cancelled,
+    #[error("the request was cancelled by an administrator")]
+    CancelledByAdmin,
+    #[error("pool {pool} is draining and takes no new requests; retry later")]
+    PoolDraining { pool: String, retry_after: Duration },
     #[error("the server is shutting down")]
     ShuttingDown,
     #[error("the session supervisor did not answer in time")]

@@ -43,6 +43,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod process;
 pub mod protocol;
 pub mod routing;

@@ -143,7 +143,13 @@ pub async fn messages(
         history: parsed.history,
         prompt: parsed.prompt,
     };
-    let mut events = state.supervisor.submit(spec).await.map_err(serve_err)?;
+    let meta = RequestId::meta(&req);
+    let _ = meta.model.set(parsed.model.clone());
+    let mut events = state
+        .supervisor
+        .submit_with(spec, meta)
+        .await
+        .map_err(serve_err)?;
     let first = sse::first_event(&mut events).await.map_err(serve_err)?;
     let message_id = format!("msg_{}", uuid::Uuid::new_v4().simple());
     if parsed.stream {

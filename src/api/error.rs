@@ -17,6 +17,8 @@ pub enum ApiError {
     #[error("{0}")]
     Authentication(String),
     #[error("{0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
     NotFound(String),
     #[error("method {0} is not allowed on this route")]
     MethodNotAllowed(String),
@@ -35,6 +37,22 @@ pub enum Dialect {
 }
 
 impl Dialect {
+    /// The label in logs, metrics and the admin views.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Anthropic => "anthropic",
+            Self::Native => "native",
+        }
+    }
+
+    /// Anthropic's clients read `request-id`; everyone else's `x-request-id`.
+    pub fn request_id_header(self) -> &'static str {
+        match self {
+            Self::Anthropic => "request-id",
+            Self::Native => "x-request-id",
+        }
+    }
+
     pub fn of_path(path: &str) -> Self {
         if path.starts_with("/anthropic") {
             Self::Anthropic
@@ -51,6 +69,7 @@ fn anthropic_status(e: &ApiError) -> (StatusCode, &'static str, Option<Duration>
     match e {
         ApiError::InvalidRequest(_) => (S::BAD_REQUEST, "invalid_request_error", None),
         ApiError::Authentication(_) => (S::UNAUTHORIZED, "authentication_error", None),
+        ApiError::PermissionDenied(_) => (S::FORBIDDEN, "permission_error", None),
         ApiError::NotFound(_) => (S::NOT_FOUND, "not_found_error", None),
         ApiError::MethodNotAllowed(_) => (S::METHOD_NOT_ALLOWED, "invalid_request_error", None),
         ApiError::PayloadTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "request_too_large", None),
@@ -71,6 +90,12 @@ fn anthropic_status(e: &ApiError) -> (StatusCode, &'static str, Option<Duration>
                 Some(Duration::from_secs(5)),
             ),
             ServeError::Cancelled => (S::INTERNAL_SERVER_ERROR, "api_error", None),
+            ServeError::CancelledByAdmin => (S::SERVICE_UNAVAILABLE, "api_error", None),
+            ServeError::PoolDraining { retry_after, .. } => (
+                S::SERVICE_UNAVAILABLE,
+                "overloaded_error",
+                Some(*retry_after),
+            ),
             ServeError::Upstream { kind, .. } => match kind {
                 UpstreamKind::InvalidRequest => (S::BAD_REQUEST, "invalid_request_error", None),
                 UpstreamKind::NotFound => (S::NOT_FOUND, "not_found_error", None),

@@ -2,6 +2,7 @@
 //! parse, build a [`crate::protocol::TurnSpec`], submit it through the
 //! [`SupervisorHandle`], render the events.
 
+pub mod admin;
 pub mod anthropic;
 pub mod error;
 pub mod native;
@@ -17,6 +18,7 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
+use crate::protocol::RequestMeta;
 use crate::routing::ModelRouter;
 use crate::supervisor::SupervisorHandle;
 use error::{ApiError, Dialect, DialectError};
@@ -28,12 +30,15 @@ pub struct AppState {
     pub router: ModelRouter,
     /// Keys clients must present; empty = open server.
     pub api_keys: Vec<String>,
+    /// Keys for `/admin/*` and `/metrics`; empty = loopback only.
+    pub admin_keys: Vec<String>,
     pub max_body_bytes: usize,
     /// The native API's workdir rules (`server.*_workdir_prefixes`).
     pub allowed_workdirs: Vec<std::path::PathBuf>,
     pub blocked_workdirs: Vec<std::path::PathBuf>,
     /// Whether the native API may use the agentic profile (`profiles.agentic.enabled`).
     pub agentic_enabled: bool,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// Each backend's configured CLI command, for the backend list.
     pub commands: std::collections::BTreeMap<crate::routing::Backend, String>,
 }
@@ -56,12 +61,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/health")
             .get(ops::health)
             .default_service(only("GET")),
-    )
-    .service(
-        web::resource("/admin/pools")
-            .get(ops::pools)
-            .default_service(only("GET")),
     );
+    admin::configure(cfg);
     anthropic::configure(cfg);
     native::configure(cfg);
     cfg.service(
@@ -97,44 +98,117 @@ fn presented_key(req: &ServiceRequest) -> Option<&str> {
         })
 }
 
+/// Who may use a route: user keys for the APIs, admin keys (or, with none configured, loopback
+/// peers) for `/admin/*` and `/metrics`. The dashboard page itself (`GET /admin`) is static and
+/// open; everything it shows comes from the guarded routes.
+pub fn access(
+    path: &str,
+    method: &str,
+    loopback_peer: bool,
+    presented: Option<&str>,
+    api_keys: &[String],
+    admin_keys: &[String],
+) -> Result<(), ApiError> {
+    let listed = |keys: &[String]| presented.is_some_and(|p| keys.iter().any(|k| k == p));
+    let missing = "missing API key: send it in the x-api-key header or as Authorization: Bearer";
+    let operator = path.starts_with("/admin/") || path == "/metrics";
+    if path == "/admin" && method == "GET" {
+        return Ok(());
+    }
+    if operator || path == "/admin" {
+        return match (admin_keys.is_empty(), listed(admin_keys)) {
+            (true, _) if loopback_peer => Ok(()),
+            (true, _) => Err(ApiError::PermissionDenied(
+                "no admin key is configured (server.admin_keys), so this route answers only on loopback".into(),
+            )),
+            (false, true) => Ok(()),
+            (false, false) if presented.is_none() => Err(ApiError::Authentication(missing.into())),
+            (false, false) => Err(ApiError::Authentication("invalid admin key".into())),
+        };
+    }
+    match (api_keys.is_empty(), listed(api_keys), presented) {
+        (true, _, _) | (_, true, _) => Ok(()),
+        (_, _, None) => Err(ApiError::Authentication(missing.into())),
+        _ => Err(ApiError::Authentication("invalid API key".into())),
+    }
+}
+
 /// Middleware on every route: assigns the request id (header `request-id` on Anthropic routes,
-/// `x-request-id` elsewhere) and checks the API key when keys are configured.
+/// `x-request-id` elsewhere), checks access, and after the answer writes the request's one log
+/// line and its metrics.
 pub async fn edge(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let started = std::time::Instant::now();
     let dialect = Dialect::of_path(req.path());
     let request_id = request_id_from(&req);
+    let meta = std::sync::Arc::new(RequestMeta::default());
+    let _ = meta.dialect.set(dialect.name());
     req.extensions_mut().insert(RequestId(request_id.clone()));
-    let keys = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| s.api_keys.clone())
-        .unwrap_or_default();
-    let mut res = if keys.is_empty()
-        || presented_key(&req).is_some_and(|k| keys.iter().any(|key| key == k))
-    {
-        next.call(req).await?.map_into_boxed_body()
-    } else {
-        let reason = match presented_key(&req) {
-            None => "missing API key: send it in the x-api-key header or as Authorization: Bearer",
-            Some(_) => "invalid API key",
-        };
-        let err = DialectError {
-            error: ApiError::Authentication(reason.into()),
-            dialect,
-            request_id: Some(request_id.clone()),
-        };
-        req.into_response(err.error_response())
+    req.extensions_mut().insert(meta.clone());
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let allowed = match &state {
+        Some(s) => {
+            let loopback = req.peer_addr().is_some_and(|a| a.ip().is_loopback());
+            let method = req.method().to_string();
+            access(
+                req.path(),
+                &method,
+                loopback,
+                presented_key(&req),
+                &s.api_keys,
+                &s.admin_keys,
+            )
+        }
+        None => Ok(()),
     };
-    let header = match dialect {
-        Dialect::Anthropic => "request-id",
-        Dialect::Native => "x-request-id",
+    let mut res = match allowed {
+        Ok(()) => next.call(req).await?.map_into_boxed_body(),
+        Err(error) => {
+            let err = DialectError {
+                error,
+                dialect,
+                request_id: Some(request_id.clone()),
+            };
+            req.into_response(err.error_response())
+        }
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         res.headers_mut()
-            .insert(HeaderName::from_static(header), value);
+            .insert(HeaderName::from_static(dialect.request_id_header()), value);
+    }
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".into());
+    let status = res.status().as_u16();
+    let took = started.elapsed();
+    let (pool, pid) = meta
+        .placement
+        .get()
+        .map_or(("-", 0), |(p, pid)| (p.as_str(), *pid));
+    log::info!(
+        "request {request_id} {} {route} model={} pool={pool} pid={pid} status={status} {}ms",
+        res.request().method(),
+        meta.model(),
+        took.as_millis()
+    );
+    if let Some(s) = state {
+        s.metrics
+            .http(&route, dialect.name(), meta.model(), status, took);
     }
     Ok(res)
+}
+
+impl RequestId {
+    /// The request's metadata for the operators' views (set by [`edge`]).
+    pub fn meta(req: &HttpRequest) -> std::sync::Arc<RequestMeta> {
+        req.extensions()
+            .get::<std::sync::Arc<RequestMeta>>()
+            .cloned()
+            .unwrap_or_default()
+    }
 }
 
 /// Reads a request body up to `limit` bytes.

@@ -15,7 +15,9 @@ use super::sse::{self, Events};
 use super::{only, read_body, AppState, RequestId};
 use crate::error::ServeError;
 use crate::protocol::native::*;
-use crate::protocol::{PoolKey, Profile, TurnEvent, TurnSpec};
+use std::sync::Arc;
+
+use crate::protocol::{PoolKey, Profile, RequestMeta, TurnEvent, TurnSpec};
 use crate::routing::Backend;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -143,10 +145,12 @@ async fn run(
     state: &AppState,
     p: &PromptRequest,
     request_id: &str,
+    meta: Arc<RequestMeta>,
 ) -> Result<PromptResult, ApiError> {
     let started = Instant::now();
     let planned = plan(state, p, request_id)?;
-    let mut events = state.supervisor.submit(planned.spec).await?;
+    let _ = meta.model.set(planned.model.clone());
+    let mut events = state.supervisor.submit_with(planned.spec, meta).await?;
     let first = sse::first_event(&mut events).await?;
     let outcome = sse::collect(first, &mut events).await?;
     let ms = started.elapsed().as_millis() as u64;
@@ -157,6 +161,13 @@ async fn run(
         ms,
         request_id,
     ))
+}
+
+/// Metadata of one task of a batch (parallel, chain, compare).
+fn sub_meta() -> Arc<RequestMeta> {
+    let meta = RequestMeta::default();
+    let _ = meta.dialect.set("native");
+    Arc::new(meta)
 }
 
 fn detail(e: &ApiError) -> ErrorDetail {
@@ -179,7 +190,7 @@ pub async fn prompt(
     let p: PromptRequest = body(&req, payload, &state).await?;
     let request_id = RequestId::of(&req);
     if p.output_format == OutputFormat::Json {
-        let result = run(&state, &p, &request_id)
+        let result = run(&state, &p, &request_id, RequestId::meta(&req))
             .await
             .map_err(|e| native(&req, e))?;
         return Ok(HttpResponse::Ok().json(result));
@@ -187,9 +198,11 @@ pub async fn prompt(
     let started = Instant::now();
     let planned = plan(&state, &p, &request_id).map_err(|e| native(&req, e))?;
     let (backend, model) = (planned.backend.name(), planned.model.clone());
+    let meta = RequestId::meta(&req);
+    let _ = meta.model.set(model.clone());
     let mut events = state
         .supervisor
-        .submit(planned.spec)
+        .submit_with(planned.spec, meta)
         .await
         .map_err(|e| native(&req, e))?;
     let first = sse::first_event(&mut events)
@@ -274,7 +287,7 @@ pub async fn parallel(
                 let outcome = if fail_fast && failed_once.get() {
                     Err(ApiError::Serve(ServeError::Cancelled))
                 } else {
-                    run(state, task, &format!("{request_id}-{index}")).await
+                    run(state, task, &format!("{request_id}-{index}"), sub_meta()).await
                 };
                 failed_once.set(failed_once.get() || outcome.is_err());
                 let (result, error) = split(outcome);
@@ -336,7 +349,7 @@ pub async fn chain(
             output_format: OutputFormat::Json,
             profile: ProfileName::Chat,
         };
-        let outcome = run(&state, &p, &format!("{request_id}-{index}")).await;
+        let outcome = run(&state, &p, &format!("{request_id}-{index}"), sub_meta()).await;
         if let Ok(result) = &outcome {
             previous.clone_from(&result.output);
         }
@@ -391,7 +404,8 @@ pub async fn compare(
         };
         let (state, request_id, backend) = (&state, &request_id, backend.clone());
         async move {
-            let (result, error) = split(run(state, &p, &format!("{request_id}-{index}")).await);
+            let (result, error) =
+                split(run(state, &p, &format!("{request_id}-{index}"), sub_meta()).await);
             BackendResult {
                 backend,
                 ok: error.is_none(),

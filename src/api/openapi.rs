@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::{OpenApi, ToSchema};
 
-use super::{anthropic, native, ops};
+use super::{admin, anthropic, native, ops};
 use crate::supervisor::messages::*;
 
 #[derive(OpenApi)]
@@ -28,7 +28,15 @@ use crate::supervisor::messages::*;
         native::compare,
         native::backends,
         ops::health,
-        ops::pools,
+        admin::pools,
+        admin::pool,
+        admin::requests,
+        admin::drain,
+        admin::resume,
+        admin::resize,
+        admin::recycle,
+        admin::kill,
+        admin::cancel,
     ),
     components(schemas(
         MessagesBody,

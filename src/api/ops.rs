@@ -1,7 +1,6 @@
-//! Operator routes: `GET /health` and `GET /admin/pools`.
+//! `GET /health`: whether the CLI is there and how many processes do what.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
 
 use super::error::{ApiError, Dialect, DialectError};
 use super::{AppState, RequestId};
@@ -27,19 +26,4 @@ pub async fn health(
         .await
         .map_err(|e| native(&req, e))?;
     Ok(HttpResponse::Ok().json(health))
-}
-
-/// Every pool: limits, queue, counters, and each process's pid, state, turns, age, request.
-#[utoipa::path(get, path = "/admin/pools", tag = "operations",
-    responses((status = 200, description = "Every pool and process", body = super::openapi::PoolsResponse), super::openapi::NativeErrors))]
-pub async fn pools(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, DialectError> {
-    let pools = state
-        .supervisor
-        .pools()
-        .await
-        .map_err(|e| native(&req, e))?;
-    Ok(HttpResponse::Ok().json(json!({ "pools": pools })))
 }

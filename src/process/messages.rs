@@ -3,7 +3,7 @@
 use actix::Message;
 
 use crate::error::ServeError;
-use crate::protocol::TurnRequest;
+use crate::protocol::{TurnRequest, Usage};
 
 use super::state::StateName;
 
@@ -55,11 +55,40 @@ pub enum ProcessEvent {
     StateChanged(StateName),
     /// A turn ended and the process was reset. `reusable: false` means the reset failed and the
     /// process is retiring itself.
-    TurnFinished { reusable: bool, ok: bool },
+    TurnFinished {
+        reusable: bool,
+        report: Box<TurnReport>,
+    },
     /// The child is gone (or never became ready). Last notice of a process.
     Exited {
         status: String,
         was_ready: bool,
         stderr_tail: String,
     },
+}
+
+/// How a turn ended, for the supervisor's counters and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TurnEnd {
+    Ok,
+    Failed,
+    TimedOut,
+    Cancelled,
+}
+
+/// What a process tells its supervisor about a finished turn.
+#[derive(Debug, Clone)]
+pub struct TurnReport {
+    pub request_id: String,
+    pub end: TurnEnd,
+    /// From the request's submission to the turn's result (queue wait included).
+    pub duration: std::time::Duration,
+    /// From submission to the first streamed text, when there was one.
+    pub time_to_first_token: Option<std::time::Duration>,
+    /// The model the CLI ran.
+    pub model: String,
+    pub usage: Option<Usage>,
+    pub cost_usd: f64,
+    /// The client's error, when the turn failed.
+    pub error: Option<String>,
 }

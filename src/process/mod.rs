@@ -199,8 +199,11 @@ impl ClaudeProcess {
     fn on_line(&mut self, line: CliLine, ctx: &mut Context<Self>) {
         match line {
             CliLine::StreamEvent { event } => {
-                if let ProcessState::Busy(turn) = &self.state {
+                if let ProcessState::Busy(turn) = &mut self.state {
                     if turn.awaiting == Awaiting::FinalResult {
+                        if turn.first_token.is_none() && event["type"] == "content_block_delta" {
+                            turn.first_token = Some(Instant::now());
+                        }
                         // A send error means the client is gone; the watcher interrupts the turn.
                         let _ = turn.events.send(TurnEvent::Stream(event));
                     }
@@ -276,8 +279,13 @@ impl ClaudeProcess {
                 }
                 self.advance(ctx);
             }
-            ProcessState::Resetting { control_id, ok } if *control_id == resp.request_id => {
-                let ok = *ok;
+            ProcessState::Resetting { control_id, .. } if *control_id == resp.request_id => {
+                // Swapped out in place: `after_reset` reports the state that follows.
+                let ProcessState::Resetting { report, .. } =
+                    std::mem::replace(&mut self.state, ProcessState::Idle)
+                else {
+                    return;
+                };
                 let rewound = resp.response.get("rewound").and_then(Value::as_bool) == Some(true);
                 if !(success && rewound) {
                     log::warn!(
@@ -286,7 +294,7 @@ impl ClaudeProcess {
                         resp.response
                     );
                 }
-                self.after_reset(ok, success && rewound, ctx);
+                self.after_reset(report, success && rewound, ctx);
             }
             _ => {}
         }
@@ -357,21 +365,42 @@ impl ClaudeProcess {
         for timer in turn.timers {
             ctx.cancel_future(timer);
         }
+        let (mut usage, mut cost_usd) = (None, 0.0);
         let event = match (turn.interrupted, result) {
             (Some(reason), _) => TurnEvent::Failed(reason),
             (None, Some(r)) => {
-                let cost = (r.total_cost_usd - self.last_total_cost).max(0.0);
+                cost_usd = (r.total_cost_usd - self.last_total_cost).max(0.0);
                 self.last_total_cost = r.total_cost_usd;
-                outcome_event(r, turn.content, cost)
+                let event = outcome_event(r, turn.content, cost_usd);
+                if let TurnEvent::Done(outcome) = &event {
+                    usage = Some(outcome.usage.clone());
+                }
+                event
             }
             (None, None) => TurnEvent::Failed(ServeError::BackendProtocol {
                 backend: BACKEND,
                 detail: "the turn ended without a result".into(),
             }),
         };
-        let ok = matches!(event, TurnEvent::Done(_));
+        let (end, error) = match &event {
+            TurnEvent::Failed(ServeError::TurnTimedOut { .. }) => (TurnEnd::TimedOut, None),
+            TurnEvent::Failed(ServeError::Cancelled) => (TurnEnd::Cancelled, None),
+            TurnEvent::Failed(e) => (TurnEnd::Failed, Some(e.to_string())),
+            _ => (TurnEnd::Ok, None),
+        };
+        let report = Box::new(TurnReport {
+            request_id: turn.request_id.clone(),
+            end,
+            duration: turn.submitted.elapsed(),
+            time_to_first_token: turn.first_token.map(|t| t.duration_since(turn.submitted)),
+            model: self.model.clone(),
+            usage,
+            cost_usd,
+            error: error
+                .or_else(|| (end == TurnEnd::TimedOut).then(|| "request timed out".to_string())),
+        });
         log::debug!(
-            "process {}: request {} ended (ok: {ok}) after {} ms",
+            "process {}: request {} ended ({end:?}) after {} ms",
             self.id,
             turn.request_id,
             turn.started.elapsed().as_millis()
@@ -380,17 +409,17 @@ impl ClaudeProcess {
         match (turn.first_message, turn.last_message) {
             (Some(first), Some(last)) => {
                 let control_id = self.control(cli::rewind_request(&first, &last));
-                self.set_state(ProcessState::Resetting { control_id, ok });
+                self.set_state(ProcessState::Resetting { control_id, report });
                 let grace = self.limits.interrupt_grace;
                 self.arm_watchdog(grace, "reset did not answer".into(), ctx);
             }
             // Nothing reached the conversation: already clean.
-            _ => self.after_reset(ok, true, ctx),
+            _ => self.after_reset(report, true, ctx),
         }
     }
 
-    fn after_reset(&mut self, ok: bool, reusable: bool, ctx: &mut Context<Self>) {
-        self.notify(ProcessEvent::TurnFinished { reusable, ok });
+    fn after_reset(&mut self, report: Box<TurnReport>, reusable: bool, ctx: &mut Context<Self>) {
+        self.notify(ProcessEvent::TurnFinished { reusable, report });
         match (reusable, self.retire_after_turn) {
             (true, None) => self.set_state(ProcessState::Idle),
             (_, grace) => self.drain(grace.unwrap_or(self.limits.interrupt_grace), ctx),
@@ -656,6 +685,8 @@ impl Handler<RunTurn> for ClaudeProcess {
             message_id: None,
             content: Vec::new(),
             started: Instant::now(),
+            submitted: req.submitted,
+            first_token: None,
             timers: vec![deadline, client_gone],
         };
         self.set_state(ProcessState::Busy(Box::new(turn)));

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use super::messages::TurnReport;
 use crate::error::ServeError;
 use crate::protocol::TurnEvent;
 
@@ -23,10 +24,10 @@ pub enum ProcessState {
     },
     Idle,
     Busy(Box<ActiveTurn>),
-    /// `rewind_conversation` sent after a turn; `ok` is whether that turn succeeded.
+    /// `rewind_conversation` sent after a turn; `report` waits for the reset's outcome.
     Resetting {
         control_id: String,
-        ok: bool,
+        report: Box<TurnReport>,
     },
     /// Ending: stdin closed or the child killed; waiting for stdout to close.
     Draining,
@@ -93,7 +94,12 @@ pub struct ActiveTurn {
     /// Content blocks of the newest assistant message (for non-streaming answers).
     pub message_id: Option<String>,
     pub content: Vec<Value>,
+    /// When this process took the turn.
     pub started: Instant,
+    /// When the request was submitted (queue wait counts towards latency and first token).
+    pub submitted: Instant,
+    /// When the first text delta was forwarded.
+    pub first_token: Option<Instant>,
     /// The request-timeout timer and the client-gone watcher; cancelled when the turn ends.
     pub timers: Vec<SpawnHandle>,
 }

@@ -72,8 +72,13 @@ impl PoolKey {
 
     /// A short, stable, printable name for logs and the admin API.
     pub fn name(&self) -> String {
+        format!("claude/{}", self.id())
+    }
+
+    /// The pool's id in admin URLs: `default`, or kind and hash (`sys-1a2b3c4d`).
+    pub fn id(&self) -> String {
         if self.is_default() {
-            return "claude/default".to_string();
+            return "default".to_string();
         }
         // FNV-1a: stable across runs (unlike std's RandomState hasher), good enough for a label.
         let text = format!(
@@ -88,7 +93,7 @@ impl PoolKey {
             Profile::Chat => "dir",
             Profile::Agentic { .. } => "agentic",
         };
-        format!("claude/{kind}-{:08x}", hash as u32)
+        format!("{kind}-{:08x}", hash as u32)
     }
 
     /// The first characters of the system prompt, for the admin API.
@@ -112,8 +117,14 @@ pub struct TurnSpec {
 }
 
 impl TurnSpec {
-    pub fn with_events(self, events: mpsc::UnboundedSender<TurnEvent>) -> TurnRequest {
+    pub fn with_events(
+        self,
+        events: mpsc::UnboundedSender<TurnEvent>,
+        meta: std::sync::Arc<RequestMeta>,
+    ) -> TurnRequest {
         TurnRequest {
+            meta,
+            submitted: std::time::Instant::now(),
             request_id: self.request_id,
             pool: self.pool,
             cli_model: self.cli_model,
@@ -121,6 +132,30 @@ impl TurnSpec {
             prompt: self.prompt,
             events,
         }
+    }
+}
+
+/// What the operators' views know of a request: set by the HTTP layer (dialect, model), the
+/// supervisor (where it runs) and the process (bytes streamed). Shared read-mostly; each field is
+/// written once or only counted up, so no lock is needed.
+#[derive(Debug, Default)]
+pub struct RequestMeta {
+    pub dialect: std::sync::OnceLock<&'static str>,
+    /// The model name as the client sent it.
+    pub model: std::sync::OnceLock<String>,
+    /// The pool and process pid that took the turn.
+    pub placement: std::sync::OnceLock<(String, u32)>,
+    /// Text bytes forwarded to the client so far.
+    pub bytes_streamed: std::sync::atomic::AtomicU64,
+}
+
+impl RequestMeta {
+    pub fn dialect(&self) -> &'static str {
+        self.dialect.get().copied().unwrap_or("unknown")
+    }
+
+    pub fn model(&self) -> &str {
+        self.model.get().map_or("", String::as_str)
     }
 }
 
@@ -136,6 +171,9 @@ pub struct TurnRequest {
     pub history: Vec<ChatMessage>,
     /// The content of the final user message: the one the model answers.
     pub prompt: Value,
+    pub meta: std::sync::Arc<RequestMeta>,
+    /// When the handler submitted it (queue wait counts towards latency).
+    pub submitted: std::time::Instant,
     /// Where the process sends this turn's events. The receiver belongs to the HTTP handler;
     /// when it is dropped (client gone), the process interrupts the turn.
     pub events: mpsc::UnboundedSender<TurnEvent>,

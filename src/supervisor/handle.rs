@@ -9,7 +9,9 @@ use tokio::sync::mpsc;
 use super::messages::*;
 use super::SessionSupervisor;
 use crate::error::ServeError;
-use crate::protocol::{TurnEvent, TurnSpec};
+use std::sync::Arc;
+
+use crate::protocol::{RequestMeta, TurnEvent, TurnSpec};
 
 const SEND_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -36,9 +38,18 @@ impl SupervisorHandle {
         &self,
         spec: TurnSpec,
     ) -> Result<mpsc::UnboundedReceiver<TurnEvent>, ServeError> {
+        self.submit_with(spec, Arc::default()).await
+    }
+
+    /// [`Self::submit`], with the request's metadata for the operators' views.
+    pub async fn submit_with(
+        &self,
+        spec: TurnSpec,
+        meta: Arc<RequestMeta>,
+    ) -> Result<mpsc::UnboundedReceiver<TurnEvent>, ServeError> {
         let (events, rx) = mpsc::unbounded_channel();
         self.addr
-            .send(Submit(spec.with_events(events)))
+            .send(Submit(spec.with_events(events, meta)))
             .timeout(SEND_DEADLINE)
             .await
             .map_err(mailbox_error)?;
@@ -48,6 +59,20 @@ impl SupervisorHandle {
     pub async fn pools(&self) -> Result<Vec<PoolStatus>, ServeError> {
         self.addr
             .send(GetPoolStatus)
+            .timeout(SEND_DEADLINE)
+            .await
+            .map_err(mailbox_error)
+    }
+
+    /// Sends an admin message (see `messages`) with the usual deadline.
+    pub async fn admin<M>(&self, msg: M) -> Result<M::Result, ServeError>
+    where
+        M: actix::Message + Send + 'static,
+        M::Result: Send,
+        SessionSupervisor: actix::Handler<M>,
+    {
+        self.addr
+            .send(msg)
             .timeout(SEND_DEADLINE)
             .await
             .map_err(mailbox_error)

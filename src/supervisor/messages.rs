@@ -6,6 +6,7 @@ use actix::Message;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::stats::{Counters, Latency, RecentError};
 use crate::process::StateName;
 use crate::protocol::TurnRequest;
 
@@ -35,15 +36,19 @@ pub struct Shutdown {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PoolStatus {
+    /// Used in admin URLs: `default`, `sys-…`, `dir-…`, `agentic-…`, or `spare`.
+    pub id: String,
     pub name: String,
     pub backend: &'static str,
     /// The start of the pool's system prompt ("" for the default pool and spares).
     pub system_prompt: String,
+    /// Drained by an operator: finishing in-flight turns, starting nothing new.
+    pub draining: bool,
     pub limits: PoolLimitsView,
     pub queued: usize,
-    pub served: u64,
-    pub refused: u64,
-    pub failed: u64,
+    pub counters: Counters,
+    pub latency_ms: Latency,
+    pub recent_errors: Vec<RecentError>,
     pub processes: Vec<ProcessStatus>,
 }
 
@@ -62,10 +67,30 @@ pub struct ProcessStatus {
     pub pid: u32,
     pub state: StateName,
     pub turns: u32,
+    pub resets: u32,
     pub age_secs: u64,
     pub idle_secs: u64,
     pub request_id: Option<String>,
     pub retiring: bool,
+    /// Resident memory and CPU time used so far, from /proc (None when unavailable).
+    pub rss_bytes: Option<u64>,
+    pub cpu_secs: Option<f64>,
+    pub last_error: Option<String>,
+}
+
+/// A request the supervisor holds: waiting in a queue or running in a process.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RequestStatus {
+    pub id: String,
+    pub dialect: String,
+    pub model: String,
+    pub pool: String,
+    pub process: Option<u64>,
+    pub pid: Option<u32>,
+    /// `queued` or `running`.
+    pub state: &'static str,
+    pub age_ms: u64,
+    pub bytes_streamed: u64,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -94,4 +119,69 @@ pub struct CliHealth {
     pub version: Option<String>,
     pub start_failures: u32,
     pub last_start_error: Option<String>,
+}
+
+/// Admin → supervisor: the in-flight requests (queued and running).
+#[derive(Message)]
+#[rtype(result = "Vec<RequestStatus>")]
+pub struct GetRequests;
+
+/// Admin → supervisor: one pool's status.
+#[derive(Message)]
+#[rtype(result = "Result<PoolStatus, AdminError>")]
+pub struct GetPool(pub String);
+
+/// Admin → supervisor: fail the pool's queue, let running turns finish, end its processes, take
+/// no new requests until resumed. Answers the pool's new status.
+#[derive(Message)]
+#[rtype(result = "Result<PoolStatus, AdminError>")]
+pub struct DrainPool(pub String);
+
+/// Admin → supervisor: take requests again after a drain.
+#[derive(Message)]
+#[rtype(result = "Result<PoolStatus, AdminError>")]
+pub struct ResumePool(pub String);
+
+/// Admin → supervisor: change the pool's limits at runtime.
+#[derive(Message)]
+#[rtype(result = "Result<PoolStatus, AdminError>")]
+pub struct ResizePool {
+    pub pool: String,
+    pub max_processes: Option<usize>,
+    pub min_idle: Option<usize>,
+}
+
+/// Admin → supervisor: replace one process once its current turn (if any) is over.
+#[derive(Message)]
+#[rtype(result = "Result<ProcessStatus, AdminError>")]
+pub struct RecycleProcess(pub u64);
+
+/// Admin → supervisor: kill one process now (its turn fails).
+#[derive(Message)]
+#[rtype(result = "Result<ProcessStatus, AdminError>")]
+pub struct KillProcess(pub u64);
+
+/// Admin → supervisor: cancel a queued or running request.
+#[derive(Message)]
+#[rtype(result = "Result<Cancelled, AdminError>")]
+pub struct CancelRequest(pub String);
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Cancelled {
+    pub cancelled: String,
+    /// `queued` or `running`.
+    pub was: &'static str,
+}
+
+/// Why an admin command was refused.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AdminError {
+    #[error("no pool {0}")]
+    UnknownPool(String),
+    #[error("no process {0}")]
+    UnknownProcess(u64),
+    #[error("no in-flight request {0}")]
+    UnknownRequest(String),
+    #[error("{0}")]
+    Invalid(String),
 }

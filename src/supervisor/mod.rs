@@ -3,9 +3,11 @@
 //! made by the pure [`pool::Book`]; this module only carries them out (start, bind, dispatch,
 //! retire, refuse) and keeps the actor addresses.
 
+pub mod admin;
 pub mod handle;
 pub mod messages;
 pub mod pool;
+pub mod stats;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -17,10 +19,11 @@ use tokio::sync::oneshot;
 
 use crate::config::Settings;
 use crate::error::ServeError;
+use crate::metrics::Metrics;
 use crate::process::spawn::{self, SpawnSpec};
 use crate::process::{
-    Bind, ClaudeProcess, Kill, ProcessEvent, ProcessLimits, ProcessNotice, Retire, RunTurn,
-    StateName,
+    Bind, ClaudeProcess, Interrupt, Kill, ProcessEvent, ProcessLimits, ProcessNotice, Retire,
+    RunTurn, StateName,
 };
 use crate::protocol::{PoolKey, TurnEvent};
 pub use handle::SupervisorHandle;
@@ -46,13 +49,16 @@ pub struct SessionSupervisor {
     /// The actor of every process in `book.processes` that was started successfully.
     addrs: HashMap<u64, Addr<ClaudeProcess>>,
     phase: Phase,
+    metrics: Arc<Metrics>,
+    /// Each pool's counters at the last metrics sync (metric counters only go up by deltas).
+    reported: HashMap<String, stats::Counters>,
     /// Where the CLI was found at startup, and its `--version`.
     cli_path: Option<PathBuf>,
     cli_version: Option<String>,
 }
 
 impl SessionSupervisor {
-    pub fn new(settings: Arc<Settings>) -> Self {
+    pub fn new(settings: Arc<Settings>, metrics: Arc<Metrics>) -> Self {
         let claude = &settings.backends.claude;
         let spec = SpawnSpec::claude_chat(claude, &settings.server.state_dir);
         let p = &settings.pool;
@@ -70,6 +76,58 @@ impl SessionSupervisor {
             addrs: HashMap::new(),
             phase: Phase::Running,
             settings,
+            metrics,
+            reported: HashMap::new(),
+        }
+    }
+
+    fn pool_name_of(&self, id: u64) -> String {
+        let pool = self.book.processes.get(&id).and_then(|s| s.pool.as_ref());
+        pool.map_or_else(|| format!("claude/{}", admin::SPARE), PoolKey::name)
+    }
+
+    /// Brings the pool gauges up to date and adds what the pools' counters gained since the last
+    /// sync to the metric counters (the book's counters are the source of truth).
+    fn sync_metrics(&mut self) {
+        let m = &self.metrics;
+        m.pool_processes.reset();
+        m.pool_queued.reset();
+        for slot in self.book.processes.values() {
+            let pool = slot
+                .pool
+                .as_ref()
+                .map_or_else(|| format!("claude/{}", admin::SPARE), PoolKey::name);
+            let state = serde_json::to_value(slot.state).ok();
+            let state = state.as_ref().and_then(|v| v.as_str()).unwrap_or("unknown");
+            m.pool_processes.with_label_values(&[&pool, state]).inc();
+        }
+        let spares = stats::Counters {
+            spawns: self.book.spare_spawns,
+            ..Default::default()
+        };
+        let pools = self
+            .book
+            .pools
+            .iter()
+            .map(|(k, p)| (k.name(), p.queue.len(), p.stats.counters));
+        let all: Vec<(String, usize, stats::Counters)> = pools
+            .chain(std::iter::once((
+                format!("claude/{}", admin::SPARE),
+                0,
+                spares,
+            )))
+            .collect();
+        for (name, queued, counters) in all {
+            m.pool_queued.with_label_values(&[&name]).set(queued as f64);
+            let before = self.reported.entry(name.clone()).or_default();
+            for ((event, now), (_, was)) in counters.labelled().into_iter().zip(before.labelled()) {
+                if now > was {
+                    m.pool_events
+                        .with_label_values(&[&name, event])
+                        .inc_by(now - was);
+                }
+            }
+            *before = counters;
         }
     }
 
@@ -100,6 +158,16 @@ impl SessionSupervisor {
                 Action::Fail { request, error } => {
                     log::info!("request {}: refused: {error}", request.request_id);
                     fail(request.events, error);
+                }
+                Action::Interrupt { process, reason } => {
+                    if let Some(addr) = self.addrs.get(&process) {
+                        addr.do_send(Interrupt { reason });
+                    }
+                }
+                Action::Kill { process } => {
+                    if let Some(addr) = self.addrs.get(&process) {
+                        addr.do_send(Kill);
+                    }
                 }
                 Action::Queued { pool, ticket } => {
                     let after = Duration::from_secs(self.settings.pool.queue_timeout_secs);
@@ -155,54 +223,6 @@ impl SessionSupervisor {
                     let _ = tx.send(());
                 }
             }
-        }
-    }
-
-    fn pool_status(&self, name: String, key: Option<&PoolKey>, now: Instant) -> PoolStatus {
-        let p = &self.settings.pool;
-        let queue = key.and_then(|k| self.book.pools.get(k));
-        PoolStatus {
-            name,
-            backend: "claude",
-            system_prompt: key.map(PoolKey::summary).unwrap_or_default(),
-            limits: PoolLimitsView {
-                max_processes: if key.is_some() {
-                    p.max_processes
-                } else {
-                    p.spare_processes
-                },
-                min_idle: if key.is_some_and(PoolKey::is_default) {
-                    p.min_idle
-                } else {
-                    0
-                },
-                max_queue: p.max_queue,
-                queue_timeout_secs: p.queue_timeout_secs,
-                max_turns_per_process: p.max_turns_per_process,
-            },
-            queued: queue.map_or(0, |q| q.queue.len()),
-            served: queue.map_or(0, |q| q.served),
-            refused: queue.map_or(0, |q| q.refused),
-            failed: queue.map_or(0, |q| q.failed),
-            processes: self
-                .book
-                .processes
-                .iter()
-                .filter(|(_, s)| s.pool.as_ref() == key)
-                .map(|(id, s)| ProcessStatus {
-                    id: *id,
-                    pid: s.pid,
-                    state: s.state,
-                    turns: s.turns,
-                    age_secs: now.duration_since(s.started).as_secs(),
-                    idle_secs: match s.state {
-                        StateName::Idle => now.duration_since(s.last_used).as_secs(),
-                        _ => 0,
-                    },
-                    request_id: s.request_id.clone(),
-                    retiring: s.retiring,
-                })
-                .collect(),
         }
     }
 }
@@ -268,6 +288,7 @@ impl Handler<Submit> for SessionSupervisor {
         }
         let actions = self.book.submit(request, Instant::now());
         self.run(actions, ctx);
+        self.sync_metrics();
     }
 }
 
@@ -278,13 +299,10 @@ impl Handler<ProcessNotice> for SessionSupervisor {
         let now = Instant::now();
         let actions = match event {
             ProcessEvent::StateChanged(state) => self.book.state_changed(id, state, now),
-            ProcessEvent::TurnFinished { reusable, ok } => {
-                if !reusable {
-                    if let Some(slot) = self.book.processes.get_mut(&id) {
-                        slot.retiring = true;
-                    }
-                }
-                self.book.turn_finished(id, ok)
+            ProcessEvent::TurnFinished { reusable, report } => {
+                let pool = self.pool_name_of(id);
+                self.metrics.turn(&pool, &report);
+                self.book.turn_finished(id, &report, reusable)
             }
             ProcessEvent::Exited {
                 status,
@@ -309,22 +327,7 @@ impl Handler<ProcessNotice> for SessionSupervisor {
         if matches!(self.phase, Phase::Running) {
             self.run(actions, ctx);
         }
-    }
-}
-
-impl Handler<GetPoolStatus> for SessionSupervisor {
-    type Result = MessageResult<GetPoolStatus>;
-
-    fn handle(&mut self, _: GetPoolStatus, _: &mut Self::Context) -> Self::Result {
-        let now = Instant::now();
-        let mut pools: Vec<PoolStatus> = self
-            .book
-            .pools
-            .keys()
-            .map(|k| self.pool_status(k.name(), Some(k), now))
-            .collect();
-        pools.push(self.pool_status("claude/spare".into(), None, now));
-        MessageResult(pools)
+        self.sync_metrics();
     }
 }
 
@@ -411,6 +414,6 @@ impl Handler<Shutdown> for SessionSupervisor {
 }
 
 /// Starts the supervisor on the current arbiter.
-pub fn start(settings: Arc<Settings>) -> SupervisorHandle {
-    SupervisorHandle::new(SessionSupervisor::new(settings).start())
+pub fn start(settings: Arc<Settings>, metrics: Arc<Metrics>) -> SupervisorHandle {
+    SupervisorHandle::new(SessionSupervisor::new(settings, metrics).start())
 }

@@ -5,10 +5,13 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use super::stats::PoolStats;
 use crate::config::PoolSettings;
 use crate::error::ServeError;
-use crate::process::StateName;
-use crate::protocol::{PoolKey, TurnRequest};
+use crate::process::{StateName, TurnReport};
+use crate::protocol::{PoolKey, RequestMeta, TurnRequest};
 
 /// One live process as the supervisor sees it.
 #[derive(Debug)]
@@ -20,9 +23,13 @@ pub struct Slot {
     pub started: Instant,
     pub turns: u32,
     pub request_id: Option<String>,
+    /// The running request's metadata and start (for the admin views).
+    pub running: Option<(Arc<RequestMeta>, Instant)>,
     pub last_used: Instant,
     /// Told to retire: never given work again, counted until it exits.
     pub retiring: bool,
+    pub resets: u32,
+    pub last_error: Option<String>,
 }
 
 impl Slot {
@@ -34,8 +41,11 @@ impl Slot {
             started: now,
             turns: 0,
             request_id: None,
+            running: None,
             last_used: now,
             retiring: false,
+            resets: 0,
+            last_error: None,
         }
     }
 
@@ -57,13 +67,16 @@ pub struct Waiting {
     pub request: TurnRequest,
 }
 
-/// Per-pool queue and counters.
+/// Per-pool queue, statistics and the operators' settings.
 #[derive(Debug, Default)]
 pub struct PoolQueue {
     pub queue: VecDeque<Waiting>,
-    pub served: u64,
-    pub refused: u64,
-    pub failed: u64,
+    pub stats: PoolStats,
+    /// Drained by an operator: finishes in-flight turns, starts nothing new.
+    pub draining: bool,
+    /// Runtime overrides of `pool.max_processes` / `min_idle` (resize).
+    pub max_processes: Option<usize>,
+    pub min_idle: Option<usize>,
 }
 
 /// What the supervisor must do after an event.
@@ -85,6 +98,10 @@ pub enum Action {
     },
     /// `ticket` of `pool` entered the queue: arm its queue timeout.
     Queued { pool: PoolKey, ticket: u64 },
+    /// Stop the running turn of `process` with `reason`.
+    Interrupt { process: u64, reason: ServeError },
+    /// Kill `process` now.
+    Kill { process: u64 },
 }
 
 pub struct Book {
@@ -98,6 +115,8 @@ pub struct Book {
     pub refill_paused_until: Option<Instant>,
     /// Why the newest failed start failed, for requests refused while starts are paused.
     pub last_start_error: Option<String>,
+    /// Spares started (they belong to no pool's counters).
+    pub spare_spawns: u64,
 }
 
 impl Book {
@@ -113,6 +132,7 @@ impl Book {
             start_failures: 0,
             refill_paused_until: None,
             last_start_error: None,
+            spare_spawns: 0,
         }
     }
 
@@ -123,8 +143,17 @@ impl Book {
     /// A new request: dispatched to an idle process, queued, or refused when the queue is full.
     pub fn submit(&mut self, request: TurnRequest, now: Instant) -> Vec<Action> {
         let key = request.pool.clone();
+        if self.pools.get(&key).is_some_and(|p| p.draining) {
+            let pool = self.pools.entry(key.clone()).or_default();
+            pool.stats.counters.refused += 1;
+            let error = ServeError::PoolDraining {
+                pool: key.name(),
+                retry_after: self.retry_after(),
+            };
+            return vec![Action::Fail { request, error }];
+        }
         if let Some(id) = self.free_process(&key) {
-            self.mark_busy(id, &request.request_id);
+            self.mark_busy(id, &request);
             return vec![Action::Dispatch {
                 process: id,
                 request,
@@ -133,7 +162,7 @@ impl Book {
         let processes = self.live_in(&key);
         if processes == 0 && self.refill_paused_until.is_some_and(|t| now < t) {
             let reason = self.last_start_error.clone().unwrap_or_default();
-            self.pools.entry(key).or_default().failed += 1;
+            self.pools.entry(key).or_default().stats.counters.failed += 1;
             let error = ServeError::BackendUnavailable {
                 backend: "claude",
                 reason,
@@ -144,7 +173,7 @@ impl Book {
         let pool = self.pools.entry(key.clone()).or_default();
         pool.queue.retain(|w| !w.request.events.is_closed());
         if pool.queue.len() >= max_queue {
-            pool.refused += 1;
+            pool.stats.counters.refused += 1;
             let error = ServeError::PoolSaturated {
                 pool: key.name(),
                 processes,
@@ -171,7 +200,7 @@ impl Book {
         let pool = self.pools.get_mut(key)?;
         let pos = pool.queue.iter().position(|w| w.ticket == ticket)?;
         let waiting = pool.queue.remove(pos)?;
-        pool.refused += 1;
+        pool.stats.counters.refused += 1;
         Some(Action::Fail {
             error: ServeError::QueueTimedOut {
                 pool: key.name(),
@@ -200,11 +229,12 @@ impl Book {
         }
         self.start_failures = 0;
         slot.request_id = None;
+        slot.running = None;
         slot.last_used = now;
         let mut actions = Vec::new();
         if let (true, Some(key)) = (slot.free(), slot.pool.clone()) {
             if let Some(request) = self.pop_waiting(&key) {
-                self.mark_busy(id, &request.request_id);
+                self.mark_busy(id, &request);
                 actions.push(Action::Dispatch {
                     process: id,
                     request,
@@ -216,23 +246,42 @@ impl Book {
     }
 
     /// A turn ended; the process is recycled once it has served `max_turns_per_process`.
-    pub fn turn_finished(&mut self, id: u64, ok: bool) -> Vec<Action> {
+    /// `reusable: false` (the reset failed) retires the process.
+    pub fn turn_finished(&mut self, id: u64, report: &TurnReport, reusable: bool) -> Vec<Action> {
         let Some(slot) = self.processes.get_mut(&id) else {
             return Vec::new();
         };
         slot.turns += 1;
-        if let Some(pool) = slot.pool.as_ref().and_then(|k| self.pools.get_mut(k)) {
-            if ok {
-                pool.served += 1;
-            } else {
-                pool.failed += 1;
+        if reusable {
+            slot.resets += 1;
+            if let Some(pool) = slot.pool.as_ref().and_then(|k| self.pools.get_mut(k)) {
+                pool.stats.counters.resets += 1;
             }
         }
-        if slot.turns >= self.limits.max_turns_per_process && !slot.retiring {
+        let Some(slot) = self.processes.get_mut(&id) else {
+            return Vec::new();
+        };
+        if let Some(error) = &report.error {
+            slot.last_error = Some(error.clone());
+        }
+        let pool = slot.pool.as_ref().and_then(|k| self.pools.get_mut(k));
+        if let Some(pool) = pool {
+            pool.stats.record(report);
+        }
+        let worn_out = slot.turns >= self.limits.max_turns_per_process || !reusable;
+        if worn_out && !slot.retiring {
             slot.retiring = true;
+            self.count_recycled(id);
             return vec![Action::Retire { process: id }];
         }
         Vec::new()
+    }
+
+    pub(super) fn count_recycled(&mut self, id: u64) {
+        let key = self.processes.get(&id).and_then(|s| s.pool.clone());
+        if let Some(pool) = key.and_then(|k| self.pools.get_mut(&k)) {
+            pool.stats.counters.recycled += 1;
+        }
     }
 
     /// A process is gone. If it never became ready and its pool has nothing else on the way,
@@ -248,6 +297,15 @@ impl Book {
             return Vec::new();
         };
         let mut actions = Vec::new();
+        if let (StateName::Busy, Some(key)) = (slot.state, &slot.pool) {
+            let pool = self.pools.entry(key.clone()).or_default();
+            pool.stats.counters.crashed += 1;
+            let request = slot.request_id.as_deref().unwrap_or_default();
+            pool.stats.error(
+                request,
+                &format!("process {id} (pid {}) exited mid-turn", slot.pid),
+            );
+        }
         if !was_ready && !slot.retiring {
             self.start_failures += 1;
             let pause = Duration::from_secs(1 << self.start_failures.min(5));
@@ -257,7 +315,7 @@ impl Book {
                 if self.live_in(&key) == 0 {
                     let pool = self.pools.entry(key).or_default();
                     for waiting in pool.queue.drain(..) {
-                        pool.failed += 1;
+                        pool.stats.counters.failed += 1;
                         actions.push(Action::Fail {
                             request: waiting.request,
                             error: ServeError::BackendUnavailable {
@@ -285,7 +343,7 @@ impl Book {
         let keys: Vec<PoolKey> = self
             .pools
             .iter()
-            .filter(|(_, p)| !p.queue.is_empty())
+            .filter(|(_, p)| !p.queue.is_empty() && !p.draining)
             .map(|(k, _)| k.clone())
             .collect();
         for key in keys {
@@ -297,7 +355,7 @@ impl Book {
                     && matches!(s.state, StateName::Starting | StateName::Resetting)
             });
             for _ in coming..waiting {
-                if self.live_in(&key) >= self.limits.max_processes {
+                if self.live_in(&key) >= self.max_for(&key) {
                     break;
                 }
                 let spare = match key.takes_spares() {
@@ -332,17 +390,19 @@ impl Book {
                 }
             }
         }
-        let default = PoolKey::default_pool();
-        let warm = self.count(|s| {
-            s.pool.as_ref() == Some(&default) && s.active() && s.state != StateName::Busy
-        });
-        for _ in warm..self.limits.min_idle {
-            if self.live_in(&default) >= self.limits.max_processes
-                || self.processes.len() >= self.limits.max_total_processes
-            {
-                break;
+        let keys: Vec<PoolKey> = self.pools.keys().cloned().collect();
+        for key in keys {
+            let warm = self.count(|s| {
+                s.pool.as_ref() == Some(&key) && s.active() && s.state != StateName::Busy
+            });
+            for _ in warm..self.min_idle_for(&key) {
+                if self.live_in(&key) >= self.max_for(&key)
+                    || self.processes.len() >= self.limits.max_total_processes
+                {
+                    break;
+                }
+                actions.push(self.add(Some(key.clone()), now));
             }
-            actions.push(self.add(Some(default.clone()), now));
         }
         let spares = self.count(|s| s.pool.is_none() && s.active());
         for _ in spares..self.limits.spare_processes {
@@ -359,14 +419,18 @@ impl Book {
     pub fn housekeeping(&mut self, now: Instant) -> Vec<Action> {
         let idle_timeout = Duration::from_secs(self.limits.idle_timeout_secs);
         let max_age = Duration::from_secs(self.limits.max_process_age_secs);
-        let default = PoolKey::default_pool();
-        let mut keep_default = self.limits.min_idle;
         let mut actions = Vec::new();
-        // Newest-used first, so the default pool keeps its most recently used processes.
+        // How many idle processes each pool keeps despite the idle timeout.
+        let mut keep: BTreeMap<PoolKey, usize> = self
+            .pools
+            .keys()
+            .map(|k| (k.clone(), self.min_idle_for(k)))
+            .collect();
+        // Newest-used first, so a pool keeps its most recently used processes.
         let mut ids: Vec<u64> = self.processes.keys().copied().collect();
         ids.sort_by_key(|id| std::cmp::Reverse(self.processes[id].last_used));
         for id in ids {
-            let Some(slot) = self.processes.get_mut(&id) else {
+            let Some(slot) = self.processes.get(&id) else {
                 continue;
             };
             if !slot.free() {
@@ -374,13 +438,26 @@ impl Book {
             }
             let too_old = now.duration_since(slot.started) >= max_age;
             let idle_long = now.duration_since(slot.last_used) >= idle_timeout;
-            let protected = slot.pool.as_ref() == Some(&default) && keep_default > 0 && !too_old;
-            if slot.pool.as_ref() == Some(&default) && !too_old && keep_default > 0 {
-                keep_default -= 1;
-            }
+            let kept = slot
+                .pool
+                .as_ref()
+                .and_then(|k| keep.get_mut(k))
+                .filter(|n| **n > 0);
+            let protected = match kept {
+                Some(n) if !too_old => {
+                    *n -= 1;
+                    true
+                }
+                _ => false,
+            };
             let spare = slot.pool.is_none();
             if too_old || (idle_long && !protected && !spare) {
-                slot.retiring = true;
+                if too_old {
+                    self.count_recycled(id);
+                }
+                if let Some(slot) = self.processes.get_mut(&id) {
+                    slot.retiring = true;
+                }
                 actions.push(Action::Retire { process: id });
             }
         }
@@ -388,6 +465,8 @@ impl Book {
         self.pools.retain(|key, pool| {
             key.is_default()
                 || !pool.queue.is_empty()
+                || pool.draining
+                || pool.max_processes.is_some()
                 || processes.values().any(|s| s.pool.as_ref() == Some(key))
         });
         actions.extend(self.rebalance(now));
@@ -403,6 +482,13 @@ impl Book {
     }
 
     fn add(&mut self, pool: Option<PoolKey>, now: Instant) -> Action {
+        match pool
+            .as_ref()
+            .map(|k| self.pools.entry(k.clone()).or_default())
+        {
+            Some(p) => p.stats.counters.spawns += 1,
+            None => self.spare_spawns += 1,
+        }
         self.next_id += 1;
         let id = self.next_id;
         self.processes.insert(id, Slot::new(pool.clone(), now));
@@ -419,10 +505,32 @@ impl Book {
         None
     }
 
-    fn mark_busy(&mut self, id: u64, request_id: &str) {
+    fn mark_busy(&mut self, id: u64, request: &TurnRequest) {
         if let Some(slot) = self.processes.get_mut(&id) {
             slot.state = StateName::Busy;
-            slot.request_id = Some(request_id.to_string());
+            slot.request_id = Some(request.request_id.clone());
+            slot.running = Some((request.meta.clone(), Instant::now()));
+            let pool = slot.pool.as_ref().map_or_else(String::new, PoolKey::name);
+            let _ = request.meta.placement.set((pool, slot.pid));
+        }
+    }
+
+    /// The pool's `max_processes` (a resize overrides the configured one).
+    pub fn max_for(&self, key: &PoolKey) -> usize {
+        let over = self.pools.get(key).and_then(|p| p.max_processes);
+        over.unwrap_or(self.limits.max_processes)
+    }
+
+    /// Processes kept ready in the pool: `pool.min_idle` for the default pool, none for
+    /// others, unless a resize said otherwise. A draining pool keeps none.
+    pub fn min_idle_for(&self, key: &PoolKey) -> usize {
+        match self.pools.get(key) {
+            Some(p) if p.draining => 0,
+            Some(PoolQueue {
+                min_idle: Some(n), ..
+            }) => *n,
+            _ if key.is_default() => self.limits.min_idle,
+            _ => 0,
         }
     }
 

@@ -17,6 +17,8 @@ fn limits(max_processes: usize, min_idle: usize, spares: usize, max_queue: usize
 fn request(id: &str, pool: &PoolKey) -> (TurnRequest, mpsc::UnboundedReceiver<TurnEvent>) {
     let (events, rx) = mpsc::unbounded_channel();
     let req = TurnRequest {
+        meta: Default::default(),
+        submitted: Instant::now(),
         request_id: id.into(),
         pool: pool.clone(),
         cli_model: "sonnet".into(),
@@ -25,6 +27,19 @@ fn request(id: &str, pool: &PoolKey) -> (TurnRequest, mpsc::UnboundedReceiver<Tu
         events,
     };
     (req, rx)
+}
+
+fn ok_report() -> crate::process::TurnReport {
+    crate::process::TurnReport {
+        request_id: "r".into(),
+        end: crate::process::TurnEnd::Ok,
+        duration: Duration::from_millis(20),
+        time_to_first_token: None,
+        model: "sonnet".into(),
+        usage: None,
+        cost_usd: 0.0,
+        error: None,
+    }
 }
 
 fn spawned(actions: &[Action]) -> Vec<(u64, Option<PoolKey>)> {
@@ -102,7 +117,7 @@ fn idle_process_gets_request_then_others_queue_then_refused() {
         }] => {}
         other => panic!("expected saturation, got {other:?}"),
     }
-    assert_eq!(book.pools[&key].refused, 1);
+    assert_eq!(book.pools[&key].stats.counters.refused, 1);
 }
 
 #[test]
@@ -117,7 +132,7 @@ fn finished_process_takes_the_next_waiting_request() {
         other => panic!("{other:?}"),
     };
     book.submit(r2, now);
-    assert!(book.turn_finished(busy, true).is_empty());
+    assert!(book.turn_finished(busy, &ok_report(), true).is_empty());
     let a = book.state_changed(busy, StateName::Idle, now);
     match a.as_slice() {
         [Action::Dispatch { process, request }] => {
@@ -202,10 +217,10 @@ fn process_is_recycled_after_max_turns() {
     let now = Instant::now();
     let mut book = warm_book(limits(1, 1, 0, 4), now);
     let id = *book.processes.keys().next().expect("one process");
-    assert!(book.turn_finished(id, true).is_empty());
-    assert!(book.turn_finished(id, true).is_empty());
+    assert!(book.turn_finished(id, &ok_report(), true).is_empty());
+    assert!(book.turn_finished(id, &ok_report(), true).is_empty());
     assert!(
-        matches!(book.turn_finished(id, true).as_slice(), [Action::Retire { process }] if *process == id)
+        matches!(book.turn_finished(id, &ok_report(), true).as_slice(), [Action::Retire { process }] if *process == id)
     );
     assert!(
         book.state_changed(id, StateName::Idle, now)
@@ -280,7 +295,7 @@ fn housekeeping_keeps_min_idle_and_retires_idle_custom_pools() {
         matches!(a.as_slice(), [Action::Dispatch { .. }]),
         "ready: takes the queued r1: {a:?}"
     );
-    book.turn_finished(id, true);
+    book.turn_finished(id, &ok_report(), true);
     book.state_changed(id, StateName::Idle, now);
     let later = now + Duration::from_secs(book.limits.idle_timeout_secs + 1);
     let a = book.housekeeping(later);
@@ -310,4 +325,83 @@ fn exits_refill_min_idle_but_not_when_refills_are_off() {
         assert!(book.exited(id, true, "", now).is_empty());
     }
     assert!(book.processes.is_empty(), "shutdown can complete");
+}
+
+#[test]
+fn drain_refuses_the_queue_and_new_requests_until_resumed() {
+    let now = Instant::now();
+    let key = PoolKey::default_pool();
+    let mut book = warm_book(limits(1, 1, 0, 4), now);
+    let (r1, _rx1) = request("r1", &key);
+    book.submit(r1, now);
+    let (r2, _rx2) = request("r2", &key);
+    book.submit(r2, now);
+    let a = book.drain(&key, now);
+    assert!(
+        a.iter().any(|x| matches!(
+            x,
+            Action::Fail {
+                error: ServeError::PoolDraining { .. },
+                ..
+            }
+        )),
+        "{a:?}"
+    );
+    assert!(
+        a.iter().any(|x| matches!(x, Action::Retire { .. })),
+        "{a:?}"
+    );
+    assert!(
+        spawned(&a).is_empty(),
+        "a draining pool starts nothing: {a:?}"
+    );
+    let (r3, _rx3) = request("r3", &key);
+    assert!(matches!(
+        book.submit(r3, now).as_slice(),
+        [Action::Fail {
+            error: ServeError::PoolDraining { .. },
+            ..
+        }]
+    ));
+    let ids: Vec<u64> = book.processes.keys().copied().collect();
+    for id in ids {
+        book.exited(id, true, "", now);
+    }
+    assert_eq!(
+        spawned(&book.resume(&key, now)).len(),
+        1,
+        "min_idle again after resume"
+    );
+}
+
+#[test]
+fn resize_validates_and_applies_per_pool_limits() {
+    let now = Instant::now();
+    let key = PoolKey::default_pool();
+    let mut book = warm_book(limits(2, 1, 0, 4), now);
+    assert!(book.resize(&key, Some(0), None, now).is_err());
+    assert!(book.resize(&key, Some(2), Some(3), now).is_err());
+    let a = book.resize(&key, Some(3), Some(3), now).expect("valid");
+    assert_eq!(spawned(&a).len(), 2, "min_idle 3: two more: {a:?}");
+    assert_eq!(book.max_for(&key), 3);
+}
+
+#[test]
+fn cancel_removes_a_queued_request_or_interrupts_a_running_one() {
+    let now = Instant::now();
+    let key = PoolKey::default_pool();
+    let mut book = warm_book(limits(1, 1, 0, 4), now);
+    let (r1, _rx1) = request("r1", &key);
+    book.submit(r1, now);
+    let (r2, _rx2) = request("r2", &key);
+    book.submit(r2, now);
+    assert!(matches!(
+        book.cancel("r2"),
+        Ok((Action::Fail { .. }, "queued"))
+    ));
+    assert!(matches!(
+        book.cancel("r1"),
+        Ok((Action::Interrupt { .. }, "running"))
+    ));
+    assert!(book.cancel("nope").is_err());
 }

@@ -310,8 +310,8 @@ async fn client_disconnect_interrupts_and_returns_the_process() {
         "interrupted and reset, not killed"
     );
     assert_eq!(
-        procs["pools"][0]["failed"], 1,
-        "the cut turn counts as failed"
+        procs["pools"][0]["counters"]["cancelled"], 1,
+        "the cut turn counts as cancelled"
     );
     let after = server.messages(user("after")).await;
     assert!(
