@@ -255,3 +255,40 @@ pub fn only(methods: &'static str) -> actix_web::Route {
         resp
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_matrix() {
+        let users = vec!["user-key".to_string()];
+        let admins = vec!["admin-key".to_string()];
+        let none: Vec<String> = Vec::new();
+        let check = |path, loopback, key: Option<&str>, admin_keys: &[String]| {
+            access(path, "GET", loopback, key, &users, admin_keys).map_err(|e| e.to_string())
+        };
+        // Admin keys configured: only they open /admin/* and /metrics, from anywhere.
+        for path in ["/admin/pools", "/metrics", "/admin/requests"] {
+            assert!(check(path, true, None, &admins).is_err(), "{path}: no key");
+            assert!(
+                check(path, true, Some("user-key"), &admins).is_err(),
+                "{path}: a user key is not an admin key"
+            );
+            assert!(
+                check(path, false, Some("admin-key"), &admins).is_ok(),
+                "{path}: admin key from afar"
+            );
+        }
+        // ... and an admin key is not a user key.
+        assert!(check("/anthropic/v1/messages", true, Some("admin-key"), &admins).is_err());
+        assert!(check("/anthropic/v1/messages", false, Some("user-key"), &admins).is_ok());
+        // No admin keys: loopback only.
+        assert!(check("/admin/pools", true, None, &none).is_ok());
+        let far = check("/admin/pools", false, Some("user-key"), &none).expect_err("not loopback");
+        assert!(far.contains("only on loopback"), "{far}");
+        // The dashboard page is static; its data is what is guarded.
+        assert!(check("/admin", false, None, &admins).is_ok());
+        assert!(access("/admin", "POST", false, None, &users, &admins).is_err());
+    }
+}

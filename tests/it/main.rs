@@ -1,6 +1,7 @@
 //! clinvoker's integration tests: one binary, one module per concern. Servers start in-process on
 //! port 0 (or as the real binary where signals matter).
 
+mod admin;
 mod binary;
 mod edge;
 mod fake_cli;

@@ -1,0 +1,328 @@
+//! The admin API on the fake CLI: authentication, and every action observed through
+//! `/admin/pools` and `/admin/requests`.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+async fn admin_post(server: &TestServer, path: &str, body: Value) -> Reply {
+    server.post(path, body).await
+}
+
+fn default_pool(pools: &Value) -> &Value {
+    pools["pools"]
+        .as_array()
+        .expect("pools")
+        .iter()
+        .find(|p| p["id"] == "default")
+        .expect("default pool")
+}
+
+#[actix_rt::test]
+async fn admin_keys_are_separate_from_user_keys() {
+    let server = TestServer::fake(|s| {
+        s.server.api_keys = vec!["user-key".into()];
+        s.server.admin_keys = vec!["admin-key".into()];
+    })
+    .await;
+    let get = |key: Option<&'static str>, path: &'static str| {
+        let mut req = client().get(server.url(path));
+        if let Some(k) = key {
+            req = req.insert_header(("x-api-key", k));
+        }
+        async move { req.send().await.expect("get").status().as_u16() }
+    };
+    assert_eq!(get(None, "/admin/pools").await, 401);
+    assert_eq!(
+        get(Some("user-key"), "/admin/pools").await,
+        401,
+        "a user key does not open /admin"
+    );
+    assert_eq!(get(Some("admin-key"), "/admin/pools").await, 200);
+    assert_eq!(get(Some("admin-key"), "/metrics").await, 200);
+    assert_eq!(get(Some("user-key"), "/metrics").await, 401);
+    assert_eq!(
+        get(None, "/admin").await,
+        200,
+        "the static page loads; its data needs the key"
+    );
+    let as_user = post_json(
+        &server.url("/anthropic/v1/messages"),
+        user("x"),
+        &[("x-api-key", "admin-key")],
+    )
+    .await;
+    as_user.anthropic_error(401, "authentication_error");
+    server.stop().await;
+}
+
+#[actix_rt::test]
+async fn pools_show_processes_with_proc_figures_and_counters() {
+    let server = TestServer::fake(|_| {}).await;
+    server.wait_idle(1).await;
+    assert_eq!(server.messages(user("one")).await.status, 200);
+    assert_eq!(
+        server.messages(user("FAKE_API_ERROR_500 two")).await.status,
+        502
+    );
+    // The answer reaches the client before the process has reset and reported the turn.
+    let pools = server
+        .wait_for(
+            "both turns counted",
+            |p| default_pool(p)["counters"]["resets"] == 2,
+            "/admin/pools",
+        )
+        .await;
+    let pool = default_pool(&pools);
+    assert_eq!(
+        (
+            pool["counters"]["served"].clone(),
+            pool["counters"]["failed"].clone()
+        ),
+        (json!(1), json!(1)),
+        "{pool}"
+    );
+    assert_eq!(pool["latency_ms"]["count"], 1);
+    assert!(pool["latency_ms"]["p50"].as_u64().is_some());
+    assert!(
+        pool["recent_errors"][0]["message"]
+            .as_str()
+            .expect("error")
+            .contains("API Error: 500"),
+        "{pool}"
+    );
+    let p = &pool["processes"][0];
+    assert!(p["rss_bytes"].as_u64().expect("rss") > 100_000, "{p}");
+    assert!(p["cpu_secs"].as_f64().is_some(), "{p}");
+    assert_eq!(p["resets"], 2);
+    assert_eq!(server.get("/admin/pools/default").await["id"], "default");
+    let missing = client()
+        .get(server.url("/admin/pools/nope"))
+        .send()
+        .await
+        .expect("get")
+        .status();
+    assert_eq!(missing, 404);
+    server.stop().await;
+}
+
+#[actix_rt::test]
+async fn drain_and_resume_a_pool() {
+    let server = TestServer::fake(|_| {}).await;
+    server.wait_idle(1).await;
+    let drained = admin_post(&server, "/admin/pools/default/drain", json!({})).await;
+    assert_eq!(drained.status, 200, "{}", drained.raw);
+    assert_eq!(drained.body["draining"], true);
+    server
+        .wait_for(
+            "processes gone",
+            |p| {
+                default_pool(p)["processes"]
+                    .as_array()
+                    .is_some_and(Vec::is_empty)
+            },
+            "/admin/pools",
+        )
+        .await;
+    let refused = server.messages(user("while drained")).await;
+    refused.anthropic_error(503, "overloaded_error");
+    assert!(refused.headers.get("retry-after").is_some());
+    let resumed = admin_post(&server, "/admin/pools/default/resume", json!({})).await;
+    assert_eq!(resumed.body["draining"], false);
+    server.wait_idle(1).await;
+    assert_eq!(server.messages(user("after")).await.status, 200);
+    server.stop().await;
+}
+
+#[actix_rt::test]
+async fn resize_changes_limits_at_runtime() {
+    let server = TestServer::fake(|s| s.pool.max_total_processes = 4).await;
+    server.wait_idle(1).await;
+    let bad = admin_post(
+        &server,
+        "/admin/pools/default/resize",
+        json!({"max_processes": 1, "min_idle": 2}),
+    )
+    .await;
+    assert_eq!(bad.status, 400, "{}", bad.raw);
+    let r = admin_post(
+        &server,
+        "/admin/pools/default/resize",
+        json!({"max_processes": 3, "min_idle": 3}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(
+        (
+            r.body["limits"]["max_processes"].clone(),
+            r.body["limits"]["min_idle"].clone()
+        ),
+        (json!(3), json!(3))
+    );
+    server.wait_idle(3).await;
+    let r = admin_post(
+        &server,
+        "/admin/pools/default/resize",
+        json!({"max_processes": 1, "min_idle": 1}),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    server
+        .wait_for(
+            "back to one process",
+            |p| default_pool(p)["processes"].as_array().map(Vec::len) == Some(1),
+            "/admin/pools",
+        )
+        .await;
+    server.stop().await;
+}
+
+#[actix_rt::test]
+async fn recycle_and_kill_replace_one_process() {
+    let server = TestServer::fake(|_| {}).await;
+    server.wait_idle(1).await;
+    for action in ["recycle", "kill"] {
+        let before = server.get("/admin/pools/default").await;
+        let (id, pid) = (
+            before["processes"][0]["id"].as_u64().expect("id"),
+            before["processes"][0]["pid"].as_u64().expect("pid"),
+        );
+        let r = admin_post(
+            &server,
+            &format!("/admin/processes/{id}/{action}"),
+            json!({}),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{action}: {}", r.raw);
+        assert_eq!(r.body["pid"], pid);
+        server
+            .wait_for(
+                &format!("a new process after {action}"),
+                |p| {
+                    p["processes"].as_array().is_some_and(|ps| {
+                        ps.len() == 1 && ps[0]["pid"] != pid && ps[0]["state"] == "idle"
+                    })
+                },
+                "/admin/pools/default",
+            )
+            .await;
+        assert!(!pid_alive(pid), "{action}: the old process is gone");
+    }
+    let after = server.get("/admin/pools/default").await;
+    assert_eq!(after["counters"]["recycled"], 1, "{after}");
+    let missing = admin_post(&server, "/admin/processes/999/kill", json!({})).await;
+    assert_eq!(missing.status, 404);
+    server.stop().await;
+}
+
+#[actix_rt::test]
+async fn requests_are_listed_and_can_be_cancelled() {
+    let server = TestServer::fake(|s| s.pool.max_processes = 1).await;
+    server.wait_idle(1).await;
+    let url = server.url("/anthropic/v1/messages");
+    let running = actix_rt::spawn({
+        let url = url.clone();
+        async move {
+            post_json(
+                &url,
+                user("FAKE_SLEEP_5000 running"),
+                &[("x-request-id", "run-1")],
+            )
+            .await
+        }
+    });
+    let queued = actix_rt::spawn(async move {
+        post_json(&url, user("queued"), &[("x-request-id", "wait-1")]).await
+    });
+    let list = server
+        .wait_for(
+            "one running, one queued",
+            |r| r["requests"].as_array().map(Vec::len) == Some(2),
+            "/admin/requests",
+        )
+        .await;
+    let by_id = |id: &str| {
+        list["requests"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .find(|r| r["id"] == id)
+            .cloned()
+            .expect(id)
+    };
+    let run = by_id("run-1");
+    assert_eq!(
+        (
+            run["state"].clone(),
+            run["dialect"].clone(),
+            run["model"].clone()
+        ),
+        (json!("running"), json!("anthropic"), json!("claude"))
+    );
+    assert!(run["pid"].as_u64().is_some());
+    assert_eq!(by_id("wait-1")["state"], "queued");
+
+    let c = admin_post(&server, "/admin/requests/wait-1/cancel", json!({})).await;
+    assert_eq!(c.body, json!({"cancelled": "wait-1", "was": "queued"}));
+    let c = admin_post(&server, "/admin/requests/run-1/cancel", json!({})).await;
+    assert_eq!(c.body, json!({"cancelled": "run-1", "was": "running"}));
+    for task in [running, queued] {
+        let reply = actix_rt::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("answered promptly")
+            .expect("task");
+        assert!(reply
+            .anthropic_error(503, "api_error")
+            .contains("cancelled by an administrator"));
+    }
+    assert_eq!(
+        admin_post(&server, "/admin/requests/nope/cancel", json!({}))
+            .await
+            .status,
+        404
+    );
+    server.wait_idle(1).await;
+    assert_eq!(
+        server.messages(user("after")).await.status,
+        200,
+        "the process was interrupted, not lost"
+    );
+    server.stop().await;
+}
+
+#[actix_rt::test]
+async fn metrics_count_requests_and_pool_events() {
+    let server = TestServer::fake(|_| {}).await;
+    server.wait_idle(1).await;
+    assert_eq!(server.messages(streaming("metered")).await.status, 200);
+    let needles = [
+        r#"clinvoker_http_requests_total{dialect="anthropic",model="claude",route="/anthropic/v1/messages",status="200"} 1"#,
+        r#"clinvoker_pool_events_total{event="served",pool="claude/default"} 1"#,
+        r#"clinvoker_pool_processes{pool="claude/default",state="idle"} 1"#,
+        r#"clinvoker_upstream_tokens_total{kind="output",model="sonnet"} 7"#,
+        "clinvoker_time_to_first_token_seconds_count",
+    ];
+    // The turn is counted once its process has reset, just after the answer went out.
+    let start = std::time::Instant::now();
+    loop {
+        let body = client()
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .expect("get")
+            .body()
+            .await
+            .expect("body");
+        let text = String::from_utf8_lossy(&body).into_owned();
+        match needles.iter().find(|n| !text.contains(**n)) {
+            None => break,
+            Some(missing) if start.elapsed() > Duration::from_secs(5) => {
+                panic!("missing {missing} in:\n{text}")
+            }
+            Some(_) => actix_rt::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    server.stop().await;
+}
