@@ -282,6 +282,7 @@ impl Handler<GetRequests> for SessionSupervisor {
 
     fn handle(&mut self, _: GetRequests, _: &mut Self::Context) -> Self::Result {
         let now = Instant::now();
+
         let queued = self.book.pools.iter().flat_map(|(key, pool)| {
             pool.queue.iter().map(move |w| RequestStatus {
                 id: w.request.request_id.clone(),

@@ -233,6 +233,14 @@ async fn requests_are_listed_and_can_be_cancelled() {
             .await
         }
     });
+    // One after the other: the first must be running before the second arrives.
+    server
+        .wait_for(
+            "run-1 running",
+            |r| r.to_string().contains("run-1"),
+            "/admin/requests",
+        )
+        .await;
     let queued = actix_rt::spawn(async move {
         post_json(&url, user("queued"), &[("x-request-id", "wait-1")]).await
     });
