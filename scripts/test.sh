@@ -4,6 +4,7 @@
 #   - the Python SDKs, into .venv
 #   - Rust unit and integration tests (fake CLI and real CLI on a local mock upstream)
 #   - the official Python and Node SDKs against a running server
+#   - Debian's chromium, for the dashboard test (installed when missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -22,6 +23,14 @@ fi
 step "Python: the Anthropic/OpenAI SDKs (.venv)"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
+
+step "Chromium (Debian package) for the dashboard test"
+if ! command -v chromium >/dev/null 2>&1; then
+  sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+  sudo_if_needed apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq chromium >/dev/null
+fi
+chromium --version
 
 step "Rust: build, unit and integration tests"
 cargo build --all-targets
