@@ -164,6 +164,12 @@ impl Fake {
                 }
             }
             "interrupt" => self.control_ok(request_id, json!({"still_queued": []})),
+            "get_settings" => {
+                if switch("never-ready").is_some() {
+                    return;
+                }
+                self.control_ok(request_id, json!({"effective": {"model": self.model}}))
+            }
             other => emit(
                 &json!({"type": "control_response", "response": {"subtype": "error",
                 "request_id": request_id, "error": format!("Unsupported control request subtype: {other}")}}),

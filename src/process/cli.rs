@@ -43,6 +43,12 @@ pub fn initialize_request(system_prompt: &str) -> Value {
     json!({"subtype": "initialize", "hooks": null, "systemPrompt": system_prompt})
 }
 
+/// A harmless query answered before `initialize`: the readiness probe of a spare, which must not
+/// bind a system prompt yet.
+pub fn probe_request() -> Value {
+    json!({"subtype": "get_settings"})
+}
+
 pub fn set_model_request(model: &str) -> Value {
     json!({"subtype": "set_model", "model": model})
 }

@@ -15,6 +15,12 @@ pub struct Bind {
     pub system_prompt: String,
 }
 
+/// Supervisor → spare: probe readiness without binding a system prompt. The process reports
+/// `Idle` (unbound) when the CLI answered, or exits.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Probe;
+
 /// Supervisor → process: run one turn. Sent only to a process the supervisor saw become idle;
 /// a process that is not idle fails the turn at once.
 #[derive(Message)]

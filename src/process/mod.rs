@@ -264,6 +264,15 @@ impl ClaudeProcess {
                     self.kill(why, ctx);
                 }
             }
+            ProcessState::Probing { control_id } if *control_id == resp.request_id => {
+                if success {
+                    self.was_ready = true;
+                    self.set_state(ProcessState::Unbound);
+                } else {
+                    let why = format!("probe failed: {}", resp.error.unwrap_or_default());
+                    self.kill(why, ctx);
+                }
+            }
             ProcessState::Busy(turn)
                 if turn.awaiting == Awaiting::Control(resp.request_id.clone()) =>
             {
@@ -623,7 +632,10 @@ impl Handler<Bind> for ClaudeProcess {
     type Result = ();
 
     fn handle(&mut self, msg: Bind, ctx: &mut Self::Context) {
-        if !matches!(self.state, ProcessState::Spawned) {
+        if !matches!(
+            self.state,
+            ProcessState::Spawned | ProcessState::Probing { .. } | ProcessState::Unbound
+        ) {
             log::warn!("process {}: bind ignored, already bound", self.id);
             return;
         }
@@ -633,6 +645,24 @@ impl Handler<Bind> for ClaudeProcess {
         self.arm_watchdog(
             after,
             format!("did not become ready within {}s", after.as_secs()),
+            ctx,
+        );
+    }
+}
+
+impl Handler<Probe> for ClaudeProcess {
+    type Result = ();
+
+    fn handle(&mut self, _: Probe, ctx: &mut Self::Context) {
+        if !matches!(self.state, ProcessState::Spawned) {
+            return;
+        }
+        let control_id = self.control(cli::probe_request());
+        self.set_state(ProcessState::Probing { control_id });
+        let after = self.limits.ready_timeout;
+        self.arm_watchdog(
+            after,
+            format!("did not answer its probe within {}s", after.as_secs()),
             ctx,
         );
     }

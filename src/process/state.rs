@@ -13,11 +13,17 @@ use crate::error::ServeError;
 use crate::protocol::TurnEvent;
 
 /// Where a process is in its life. Transitions:
-/// `Spawned → Initializing → Idle ⇄ Busy → Resetting → Idle …`, and from anywhere
-/// `→ Draining → Exited`.
+/// `Spawned → Initializing → Idle ⇄ Busy → Resetting → Idle …`; a spare goes
+/// `Spawned → Probing → Unbound → Initializing → …`; from anywhere `→ Draining → Exited`.
 pub enum ProcessState {
-    /// Started but not bound to a system prompt yet (a spare).
+    /// Started, nothing sent yet.
     Spawned,
+    /// A spare: `get_settings` sent as the readiness probe (it does not bind a system prompt).
+    Probing {
+        control_id: String,
+    },
+    /// A spare that answered its probe: ready, waiting to be bound to a pool.
+    Unbound,
     /// `initialize` sent with the system prompt; waiting for its response.
     Initializing {
         control_id: String,
@@ -49,8 +55,8 @@ pub enum StateName {
 impl ProcessState {
     pub fn name(&self) -> StateName {
         match self {
-            Self::Spawned | Self::Initializing { .. } => StateName::Starting,
-            Self::Idle => StateName::Idle,
+            Self::Spawned | Self::Probing { .. } | Self::Initializing { .. } => StateName::Starting,
+            Self::Idle | Self::Unbound => StateName::Idle,
             Self::Busy(_) => StateName::Busy,
             Self::Resetting { .. } => StateName::Resetting,
             Self::Draining => StateName::Draining,

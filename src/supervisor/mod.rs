@@ -22,8 +22,8 @@ use crate::error::ServeError;
 use crate::metrics::Metrics;
 use crate::process::spawn::{self, SpawnSpec};
 use crate::process::{
-    Bind, ClaudeProcess, Interrupt, Kill, ProcessEvent, ProcessLimits, ProcessNotice, Retire,
-    RunTurn, StateName,
+    Bind, ClaudeProcess, Interrupt, Kill, Probe, ProcessEvent, ProcessLimits, ProcessNotice,
+    Retire, RunTurn, StateName,
 };
 use crate::protocol::{PoolKey, TurnEvent};
 pub use handle::SupervisorHandle;
@@ -196,10 +196,11 @@ impl SessionSupervisor {
                     .as_ref()
                     .map_or_else(|| "spare".to_string(), PoolKey::name);
                 log::info!("process {id}: started pid {pid} for pool {pool_name}");
-                if let Some(key) = pool {
-                    addr.do_send(Bind {
+                match pool {
+                    Some(key) => addr.do_send(Bind {
                         system_prompt: key.system_prompt,
-                    });
+                    }),
+                    None => addr.do_send(Probe),
                 }
                 self.addrs.insert(id, addr);
             }

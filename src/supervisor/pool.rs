@@ -358,13 +358,18 @@ impl Book {
                 if self.live_in(&key) >= self.max_for(&key) {
                     break;
                 }
+                // A probed (idle) spare first, else one still starting.
                 let spare = match key.takes_spares() {
-                    true => self.find(|s| s.pool.is_none() && s.active()),
+                    true => self
+                        .find(|s| s.pool.is_none() && s.free())
+                        .or_else(|| self.find(|s| s.pool.is_none() && s.active())),
                     false => None,
                 };
                 if let Some(spare) = spare {
                     if let Some(slot) = self.processes.get_mut(&spare) {
                         slot.pool = Some(key.clone());
+                        // Binding takes an `initialize` (≈20 ms): not free before it reports idle.
+                        slot.state = StateName::Starting;
                     }
                     actions.push(Action::Bind {
                         process: spare,

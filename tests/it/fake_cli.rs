@@ -375,3 +375,39 @@ async fn upstream_errors_keep_their_meaning() {
     );
     server.stop().await;
 }
+
+#[actix_rt::test]
+async fn a_probed_spare_serves_a_new_system_prompt() {
+    let server = TestServer::fake(|s| s.pool.spare_processes = 1).await;
+    let spare = server
+        .wait_for(
+            "the spare probed",
+            |p| p["processes"][0]["state"] == "idle",
+            "/admin/pools/spare",
+        )
+        .await;
+    let pid = spare["processes"][0]["pid"].clone();
+    let reply = server
+        .messages(
+            json!({"model": "claude", "max_tokens": 16, "system": "Fresh prompt.",
+        "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    assert!(
+        reply.text().contains("system: Fresh prompt."),
+        "{}",
+        reply.raw
+    );
+    let pools = server.get("/admin/pools").await;
+    let bound = pools["pools"]
+        .as_array()
+        .expect("pools")
+        .iter()
+        .find(|p| p["system_prompt"] == "Fresh prompt.")
+        .expect("its pool");
+    assert_eq!(
+        bound["processes"][0]["pid"], pid,
+        "the warm spare took it: no cold start"
+    );
+    server.stop().await;
+}
