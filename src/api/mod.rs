@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod anthropic;
+pub mod batch;
 pub mod error;
 pub mod native;
 pub mod openapi;

@@ -13,7 +13,6 @@ use utoipa::ToSchema;
 use super::error::{ApiError, Dialect, DialectError};
 use super::sse::{self, Events};
 use super::{only, read_body, AppState, RequestId};
-use crate::error::ServeError;
 use crate::protocol::native::*;
 use std::sync::Arc;
 
@@ -28,17 +27,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::resource("/api/v1/parallel")
-            .post(parallel)
+            .post(super::batch::parallel)
             .default_service(only("POST")),
     )
     .service(
         web::resource("/api/v1/chain")
-            .post(chain)
+            .post(super::batch::chain)
             .default_service(only("POST")),
     )
     .service(
         web::resource("/api/v1/compare")
-            .post(compare)
+            .post(super::batch::compare)
             .default_service(only("POST")),
     )
     .service(
@@ -48,7 +47,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-fn native(req: &HttpRequest, e: impl Into<ApiError>) -> DialectError {
+pub(super) fn native(req: &HttpRequest, e: impl Into<ApiError>) -> DialectError {
     DialectError {
         error: e.into(),
         dialect: Dialect::Native,
@@ -56,7 +55,7 @@ fn native(req: &HttpRequest, e: impl Into<ApiError>) -> DialectError {
     }
 }
 
-async fn body<T: serde::de::DeserializeOwned>(
+pub(super) async fn body<T: serde::de::DeserializeOwned>(
     req: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
@@ -141,7 +140,7 @@ fn plan(state: &AppState, p: &PromptRequest, request_id: &str) -> Result<Planned
 }
 
 /// Runs one prompt to its end.
-async fn run(
+pub(super) async fn run(
     state: &AppState,
     p: &PromptRequest,
     request_id: &str,
@@ -164,13 +163,13 @@ async fn run(
 }
 
 /// Metadata of one task of a batch (parallel, chain, compare).
-fn sub_meta() -> Arc<RequestMeta> {
+pub(super) fn sub_meta() -> Arc<RequestMeta> {
     let meta = RequestMeta::default();
     let _ = meta.dialect.set("native");
     Arc::new(meta)
 }
 
-fn detail(e: &ApiError) -> ErrorDetail {
+pub(super) fn detail(e: &ApiError) -> ErrorDetail {
     let (kind, message) = super::error::native_kind(e);
     ErrorDetail {
         kind: kind.to_string(),
@@ -258,172 +257,6 @@ fn ndjson(
         futures_util::future::ready(Some(out))
     })
     .filter_map(futures_util::future::ready)
-}
-
-/// `POST /api/v1/parallel`
-#[utoipa::path(post, path = "/api/v1/parallel", tag = "native", request_body = ParallelRequest,
-    responses((status = 200, description = "Per-task results in task order", body = ParallelResponse), super::openapi::NativeErrors))]
-pub async fn parallel(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, DialectError> {
-    let r: ParallelRequest = body(&req, payload, &state).await?;
-    if r.tasks.is_empty() || r.max_parallel == Some(0) {
-        return Err(native(
-            &req,
-            ApiError::InvalidRequest("tasks: at least one task; max_parallel: at least 1".into()),
-        ));
-    }
-    let started = Instant::now();
-    let request_id = RequestId::of(&req);
-    let failed_once = std::cell::Cell::new(false);
-    let limit = r.max_parallel.unwrap_or(r.tasks.len());
-    let (state, fail_fast) = (&state, r.fail_fast);
-    let results: Vec<TaskResult> = stream::iter(r.tasks.iter().enumerate())
-        .map(|(index, task)| {
-            let (failed_once, request_id) = (&failed_once, &request_id);
-            async move {
-                let outcome = if fail_fast && failed_once.get() {
-                    Err(ApiError::Serve(ServeError::Cancelled))
-                } else {
-                    run(state, task, &format!("{request_id}-{index}"), sub_meta()).await
-                };
-                failed_once.set(failed_once.get() || outcome.is_err());
-                let (result, error) = split(outcome);
-                TaskResult {
-                    index,
-                    ok: error.is_none(),
-                    result,
-                    error,
-                }
-            }
-        })
-        .buffered(limit)
-        .collect()
-        .await;
-    let succeeded = results.iter().filter(|t| t.ok).count();
-    Ok(HttpResponse::Ok().json(ParallelResponse {
-        failed: results.len() - succeeded,
-        succeeded,
-        results,
-        total_duration_ms: started.elapsed().as_millis() as u64,
-    }))
-}
-
-fn split(outcome: Result<PromptResult, ApiError>) -> (Option<PromptResult>, Option<ErrorDetail>) {
-    match outcome {
-        Ok(r) => (Some(r), None),
-        Err(e) => (None, Some(detail(&e))),
-    }
-}
-
-/// `POST /api/v1/chain`
-#[utoipa::path(post, path = "/api/v1/chain", tag = "native", request_body = ChainRequest,
-    responses((status = 200, description = "Per-step results", body = ChainResponse), super::openapi::NativeErrors))]
-pub async fn chain(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, DialectError> {
-    let r: ChainRequest = body(&req, payload, &state).await?;
-    if r.steps.is_empty() {
-        return Err(native(
-            &req,
-            ApiError::InvalidRequest("steps: at least one step".into()),
-        ));
-    }
-    let started = Instant::now();
-    let request_id = RequestId::of(&req);
-    let stop_on_failure = r.stop_on_failure.unwrap_or(true);
-    let mut previous = String::new();
-    let mut steps = Vec::with_capacity(r.steps.len());
-    for (index, step) in r.steps.iter().enumerate() {
-        let p = PromptRequest {
-            backend: step.backend.clone(),
-            model: step.model.clone(),
-            prompt: step.prompt.replace("{{previous}}", &previous),
-            system_prompt: step.system_prompt.clone(),
-            workdir: None,
-            max_turns: None,
-            output_format: OutputFormat::Json,
-            profile: ProfileName::Chat,
-        };
-        let outcome = run(&state, &p, &format!("{request_id}-{index}"), sub_meta()).await;
-        if let Ok(result) = &outcome {
-            previous.clone_from(&result.output);
-        }
-        let (result, error) = split(outcome);
-        let failed = error.is_some();
-        steps.push(StepResult {
-            index,
-            name: step.name.clone(),
-            ok: !failed,
-            result,
-            error,
-        });
-        if failed && stop_on_failure {
-            break;
-        }
-    }
-    let completed = steps.len() == r.steps.len() && steps.iter().all(|s| s.ok);
-    Ok(HttpResponse::Ok().json(ChainResponse {
-        steps,
-        completed,
-        total_duration_ms: started.elapsed().as_millis() as u64,
-    }))
-}
-
-/// `POST /api/v1/compare`
-#[utoipa::path(post, path = "/api/v1/compare", tag = "native", request_body = CompareRequest,
-    responses((status = 200, description = "One result per backend", body = CompareResponse), super::openapi::NativeErrors))]
-pub async fn compare(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, DialectError> {
-    let r: CompareRequest = body(&req, payload, &state).await?;
-    if r.backends.is_empty() {
-        return Err(native(
-            &req,
-            ApiError::InvalidRequest("backends: name at least one backend".into()),
-        ));
-    }
-    let started = Instant::now();
-    let request_id = RequestId::of(&req);
-    let one = |index: usize, backend: &String| {
-        let p = PromptRequest {
-            backend: Some(backend.clone()),
-            model: None,
-            prompt: r.prompt.clone(),
-            system_prompt: r.system_prompt.clone(),
-            workdir: None,
-            max_turns: None,
-            output_format: OutputFormat::Json,
-            profile: ProfileName::Chat,
-        };
-        let (state, request_id, backend) = (&state, &request_id, backend.clone());
-        async move {
-            let (result, error) =
-                split(run(state, &p, &format!("{request_id}-{index}"), sub_meta()).await);
-            BackendResult {
-                backend,
-                ok: error.is_none(),
-                result,
-                error,
-            }
-        }
-    };
-    let limit = if r.sequential { 1 } else { r.backends.len() };
-    let results: Vec<BackendResult> = stream::iter(r.backends.iter().enumerate())
-        .map(|(i, b)| one(i, b))
-        .buffered(limit)
-        .collect()
-        .await;
-    Ok(HttpResponse::Ok().json(CompareResponse {
-        results,
-        total_duration_ms: started.elapsed().as_millis() as u64,
-    }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::{OpenApi, ToSchema};
 
-use super::{admin, anthropic, native, ops};
+use super::{admin, anthropic, batch, native, ops};
 use crate::supervisor::messages::*;
 
 #[derive(OpenApi)]
@@ -23,9 +23,9 @@ use crate::supervisor::messages::*;
         anthropic::models,
         anthropic::model,
         native::prompt,
-        native::parallel,
-        native::chain,
-        native::compare,
+        batch::parallel,
+        batch::chain,
+        batch::compare,
         native::backends,
         ops::health,
         admin::pools,

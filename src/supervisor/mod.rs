@@ -4,6 +4,7 @@
 //! retire, refuse) and keeps the actor addresses.
 
 pub mod admin;
+mod balance;
 pub mod handle;
 pub mod messages;
 pub mod pool;
