@@ -7,9 +7,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::error::{ApiError, Dialect, DialectError};
+use super::error::{ApiError, DialectError};
+use super::native_error as native;
 use super::openapi::{NativeErrors, PoolsResponse};
-use super::{only, read_body, AppState, RequestId};
+use super::{only, read_body, AppState};
 use crate::supervisor::messages::*;
 
 /// The dashboard: one static page, embedded in the binary; it polls the routes below.
@@ -71,14 +72,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .get(metrics)
             .default_service(only("GET")),
     );
-}
-
-fn native(req: &HttpRequest, e: impl Into<ApiError>) -> DialectError {
-    DialectError {
-        error: e.into(),
-        dialect: Dialect::Native,
-        request_id: Some(RequestId::of(req)),
-    }
 }
 
 impl From<AdminError> for ApiError {

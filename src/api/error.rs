@@ -14,6 +14,9 @@ use crate::error::{ServeError, UpstreamKind};
 pub enum ApiError {
     #[error("{0}")]
     InvalidRequest(String),
+    /// A bad request where one field is at fault (OpenAI reports it as `error.param`).
+    #[error("{message}")]
+    InvalidParam { param: String, message: String },
     #[error("{0}")]
     Authentication(String),
     #[error("{0}")]
@@ -32,6 +35,8 @@ pub enum ApiError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     Anthropic,
+    /// `/openai/*`: `{"error": {"message", "type", "param", "code"}}`.
+    OpenAi,
     /// `/health`, `/admin`: `{"error": {"type", "message"}}`.
     Native,
 }
@@ -41,6 +46,7 @@ impl Dialect {
     pub fn name(self) -> &'static str {
         match self {
             Self::Anthropic => "anthropic",
+            Self::OpenAi => "openai",
             Self::Native => "native",
         }
     }
@@ -49,13 +55,15 @@ impl Dialect {
     pub fn request_id_header(self) -> &'static str {
         match self {
             Self::Anthropic => "request-id",
-            Self::Native => "x-request-id",
+            Self::OpenAi | Self::Native => "x-request-id",
         }
     }
 
     pub fn of_path(path: &str) -> Self {
         if path.starts_with("/anthropic") {
             Self::Anthropic
+        } else if path.starts_with("/openai") {
+            Self::OpenAi
         } else {
             Self::Native
         }
@@ -67,7 +75,9 @@ impl Dialect {
 fn anthropic_status(e: &ApiError) -> (StatusCode, &'static str, Option<Duration>) {
     use StatusCode as S;
     match e {
-        ApiError::InvalidRequest(_) => (S::BAD_REQUEST, "invalid_request_error", None),
+        ApiError::InvalidRequest(_) | ApiError::InvalidParam { .. } => {
+            (S::BAD_REQUEST, "invalid_request_error", None)
+        }
         ApiError::Authentication(_) => (S::UNAUTHORIZED, "authentication_error", None),
         ApiError::PermissionDenied(_) => (S::FORBIDDEN, "permission_error", None),
         ApiError::NotFound(_) => (S::NOT_FOUND, "not_found_error", None),
@@ -129,6 +139,96 @@ fn overloaded() -> StatusCode {
     StatusCode::from_u16(529).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
 }
 
+/// Status, `error.type`, `error.code` and `retry-after` of an OpenAI error.
+type OpenAiStatus = (
+    StatusCode,
+    &'static str,
+    Option<&'static str>,
+    Option<Duration>,
+);
+
+/// The OpenAI status, `error.type` and `error.code` of every failure, plus `retry-after`. OpenAI's
+/// clients know no 529, so saturation is a 503 here; a bad key is OpenAI's own
+/// `invalid_request_error`/`invalid_api_key` (the SDKs raise `AuthenticationError` on the 401).
+fn openai_status(e: &ApiError) -> OpenAiStatus {
+    use StatusCode as S;
+    let server = |status, code, after| (status, "server_error", code, after);
+    match e {
+        ApiError::InvalidRequest(_) | ApiError::InvalidParam { .. } => {
+            (S::BAD_REQUEST, "invalid_request_error", None, None)
+        }
+        ApiError::Authentication(_) => (
+            S::UNAUTHORIZED,
+            "invalid_request_error",
+            Some("invalid_api_key"),
+            None,
+        ),
+        ApiError::PermissionDenied(_) => (S::FORBIDDEN, "permission_error", None, None),
+        ApiError::NotFound(_) => (S::NOT_FOUND, "not_found_error", None, None),
+        ApiError::MethodNotAllowed(_) => (
+            S::METHOD_NOT_ALLOWED,
+            "invalid_request_error",
+            Some("method_not_supported"),
+            None,
+        ),
+        ApiError::PayloadTooLarge { .. } => (
+            S::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            Some("request_too_large"),
+            None,
+        ),
+        ApiError::Serve(s) => match s {
+            ServeError::PoolSaturated { retry_after, .. }
+            | ServeError::QueueTimedOut { retry_after, .. }
+            | ServeError::PoolDraining { retry_after, .. } => server(
+                S::SERVICE_UNAVAILABLE,
+                Some("overloaded"),
+                Some(*retry_after),
+            ),
+            ServeError::TurnTimedOut { .. } => server(S::GATEWAY_TIMEOUT, Some("timeout"), None),
+            ServeError::ProcessExited { .. } | ServeError::BackendProtocol { .. } => {
+                server(S::BAD_GATEWAY, None, None)
+            }
+            ServeError::BackendUnavailable { .. } | ServeError::CancelledByAdmin => {
+                server(S::SERVICE_UNAVAILABLE, None, None)
+            }
+            ServeError::NotServed { .. } => (
+                S::NOT_FOUND,
+                "not_found_error",
+                Some("model_not_found"),
+                None,
+            ),
+            ServeError::ShuttingDown | ServeError::SupervisorUnavailable => server(
+                S::SERVICE_UNAVAILABLE,
+                Some("overloaded"),
+                Some(Duration::from_secs(5)),
+            ),
+            ServeError::Cancelled => server(S::INTERNAL_SERVER_ERROR, None, None),
+            ServeError::Upstream { kind, .. } => match kind {
+                UpstreamKind::InvalidRequest => {
+                    (S::BAD_REQUEST, "invalid_request_error", None, None)
+                }
+                UpstreamKind::NotFound => (S::NOT_FOUND, "not_found_error", None, None),
+                UpstreamKind::RateLimited => (
+                    S::TOO_MANY_REQUESTS,
+                    "requests",
+                    Some("rate_limit_exceeded"),
+                    Some(Duration::from_secs(5)),
+                ),
+                UpstreamKind::Overloaded => server(
+                    S::SERVICE_UNAVAILABLE,
+                    Some("overloaded"),
+                    Some(Duration::from_secs(5)),
+                ),
+                // The server's own upstream credentials failed: not the client's fault.
+                UpstreamKind::Authentication
+                | UpstreamKind::PermissionDenied
+                | UpstreamKind::Other => server(S::BAD_GATEWAY, None, None),
+            },
+        },
+    }
+}
+
 /// An [`ApiError`] bound to its dialect and request id: what handlers return.
 #[derive(Debug)]
 pub struct DialectError {
@@ -152,11 +252,42 @@ impl DialectError {
         }
     }
 
+    pub fn openai(error: impl Into<ApiError>, request_id: &str) -> Self {
+        Self {
+            error: error.into(),
+            dialect: Dialect::OpenAi,
+            request_id: Some(request_id.to_string()),
+        }
+    }
+
+    /// The status and `retry-after` in this error's dialect.
+    fn status(&self) -> (StatusCode, Option<Duration>) {
+        match self.dialect {
+            Dialect::Anthropic | Dialect::Native => {
+                let (status, _, after) = anthropic_status(&self.error);
+                (status, after)
+            }
+            Dialect::OpenAi => {
+                let (status, _, _, after) = openai_status(&self.error);
+                (status, after)
+            }
+        }
+    }
+
     /// The body, for use as an SSE `error` event once a stream has started.
     pub fn body(&self) -> serde_json::Value {
         let (_, kind, _) = anthropic_status(&self.error);
         let message = self.error.to_string();
         match self.dialect {
+            Dialect::OpenAi => {
+                let (_, kind, code, _) = openai_status(&self.error);
+                let param = if let ApiError::InvalidParam { param, .. } = &self.error {
+                    Some(param.as_str())
+                } else {
+                    None
+                };
+                json!({"error": {"message": message, "type": kind, "param": param, "code": code}})
+            }
             Dialect::Anthropic => json!({
                 "type": "error",
                 "error": {"type": kind, "message": message},
@@ -171,11 +302,11 @@ impl DialectError {
 
 impl ResponseError for DialectError {
     fn status_code(&self) -> StatusCode {
-        anthropic_status(&self.error).0
+        self.status().0
     }
 
     fn error_response(&self) -> HttpResponse {
-        let (status, _, retry_after) = anthropic_status(&self.error);
+        let (status, retry_after) = self.status();
         let mut resp = HttpResponse::build(status);
         if let Some(after) = retry_after {
             resp.insert_header((header::RETRY_AFTER, after.as_secs().max(1).to_string()));

@@ -7,6 +7,7 @@ pub mod anthropic;
 pub mod batch;
 pub mod error;
 pub mod native;
+pub mod openai;
 pub mod openapi;
 pub mod ops;
 pub mod sse;
@@ -66,6 +67,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     admin::configure(cfg);
     anthropic::configure(cfg);
     native::configure(cfg);
+    openai::configure(cfg);
     cfg.service(
         web::resource("/openapi.json")
             .get(openapi::openapi_json)
@@ -225,6 +227,15 @@ pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes,
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
+}
+
+/// An error in the native dialect (`/api`, `/health`, `/admin`), with the request's id.
+pub fn native_error(req: &HttpRequest, e: impl Into<ApiError>) -> DialectError {
+    DialectError {
+        error: e.into(),
+        dialect: Dialect::Native,
+        request_id: Some(RequestId::of(req)),
+    }
 }
 
 fn dialect_error(req: &HttpRequest, error: ApiError) -> DialectError {

@@ -10,7 +10,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
-use super::error::{ApiError, Dialect, DialectError};
+use super::error::{ApiError, DialectError};
+pub(super) use super::native_error as native;
 use super::sse::{self, Events};
 use super::{only, read_body, AppState, RequestId};
 use crate::protocol::native::*;
@@ -45,14 +46,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .get(backends)
             .default_service(only("GET")),
     );
-}
-
-pub(super) fn native(req: &HttpRequest, e: impl Into<ApiError>) -> DialectError {
-    DialectError {
-        error: e.into(),
-        dialect: Dialect::Native,
-        request_id: Some(RequestId::of(req)),
-    }
 }
 
 pub(super) async fn body<T: serde::de::DeserializeOwned>(

@@ -2,16 +2,9 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::error::{ApiError, Dialect, DialectError};
-use super::{AppState, RequestId};
-
-fn native(req: &HttpRequest, e: impl Into<ApiError>) -> DialectError {
-    DialectError {
-        error: e.into(),
-        dialect: Dialect::Native,
-        request_id: Some(RequestId::of(req)),
-    }
-}
+use super::error::DialectError;
+use super::native_error as native;
+use super::AppState;
 
 /// `ok` or `degraded`, whether the CLI was found, and process counts.
 #[utoipa::path(get, path = "/health", tag = "operations",

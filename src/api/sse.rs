@@ -60,6 +60,11 @@ pub fn frame(name: &str, data: &Value) -> Bytes {
     Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
 }
 
+/// `data: <payload>` + blank line: OpenAI's frames carry no event name.
+pub fn data_frame(payload: &str) -> Bytes {
+    Bytes::from(format!("data: {payload}\n\n"))
+}
+
 struct SseState<R> {
     first: Option<TurnEvent>,
     /// None once the final event was rendered: the stream ends when `pending` is empty.

@@ -4,6 +4,7 @@
 
 pub mod anthropic;
 pub mod native;
+pub mod openai;
 
 use std::path::PathBuf;
 

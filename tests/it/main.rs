@@ -6,5 +6,6 @@ mod binary;
 mod edge;
 mod fake_cli;
 mod native;
+mod openai;
 mod real_cli;
 mod support;

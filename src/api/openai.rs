@@ -1,0 +1,155 @@
+//! The OpenAI dialect: `POST /openai/v1/chat/completions` (streaming and not) and the model list.
+//! The official SDKs append `/chat/completions` and `/models` to their base URL, so the documented
+//! base URL `http://HOST:PORT/openai/v1` reaches these paths as they are.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::error::{ApiError, DialectError};
+use super::sse::{self, StreamRenderer};
+use super::{only, read_body, AppState, RequestId};
+use crate::error::ServeError;
+use crate::protocol::openai::{self as wire, ChunkWriter};
+use crate::protocol::{TurnOutcome, TurnSpec};
+use crate::routing::Backend;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/openai/v1/chat/completions")
+            .post(chat_completions)
+            .default_service(only("POST")),
+    )
+    .service(
+        web::resource("/openai/v1/models")
+            .get(models)
+            .default_service(only("GET")),
+    )
+    .service(
+        web::resource("/openai/v1/models/{id}")
+            .get(model)
+            .default_service(only("GET")),
+    );
+}
+
+/// Names Claude Code resolves itself, listed beside the configured ones.
+const LISTED_ALIASES: [&str; 3] = ["sonnet", "opus", "haiku"];
+
+/// The configured Claude model names, then the CLI's aliases.
+fn model_names(state: &AppState) -> Vec<String> {
+    let mut names = state.router.models_of(Backend::Claude);
+    for alias in LISTED_ALIASES {
+        if !names.iter().any(|n| n == alias) {
+            names.push(alias.to_string());
+        }
+    }
+    names
+}
+
+/// `GET /v1/models`
+pub async fn models(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(wire::model_list(&model_names(&state)))
+}
+
+/// `GET /v1/models/{id}`
+pub async fn model(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, DialectError> {
+    let id = req.match_info().get("id").unwrap_or_default();
+    if model_names(&state).iter().any(|n| n == id) {
+        return Ok(HttpResponse::Ok().json(wire::model_info(id)));
+    }
+    Err(DialectError::openai(
+        ApiError::NotFound(format!("The model {id:?} does not exist")),
+        &RequestId::of(&req),
+    ))
+}
+
+/// Seconds since the Unix epoch, for `created`.
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `POST /v1/chat/completions`
+pub async fn chat_completions(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, DialectError> {
+    let request_id = RequestId::of(&req);
+    let err = |e: ApiError| DialectError::openai(e, &request_id);
+    let body = read_body(payload, state.max_body_bytes)
+        .await
+        .map_err(err)?;
+    let parsed = wire::parse_request(&body).map_err(|e| {
+        err(match e.param {
+            Some(param) => ApiError::InvalidParam {
+                param,
+                message: e.message,
+            },
+            None => ApiError::InvalidRequest(e.message),
+        })
+    })?;
+    let serve_err = |e: ServeError| err(ApiError::Serve(e));
+    let spec = TurnSpec {
+        request_id: request_id.clone(),
+        pool: parsed.pool(),
+        cli_model: state.router.resolve(&parsed.model).map_err(serve_err)?,
+        history: parsed.history,
+        prompt: parsed.prompt,
+    };
+    let meta = RequestId::meta(&req);
+    let _ = meta.model.set(parsed.model.clone());
+    let mut events = state
+        .supervisor
+        .submit_with(spec, meta)
+        .await
+        .map_err(serve_err)?;
+    let first = sse::first_event(&mut events).await.map_err(serve_err)?;
+    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+    let created = now_unix();
+    if parsed.stream {
+        let renderer = OpenAiSse {
+            chunks: ChunkWriter::new(&id, &parsed.model, created, parsed.include_usage),
+            request_id,
+        };
+        return Ok(sse::response(first, events, renderer));
+    }
+    let outcome = sse::collect(first, &mut events).await.map_err(serve_err)?;
+    Ok(HttpResponse::Ok().json(wire::chat_completion(&id, &parsed.model, created, &outcome)))
+}
+
+struct OpenAiSse {
+    chunks: ChunkWriter,
+    request_id: String,
+}
+
+fn frames(chunks: Vec<Value>) -> Vec<Bytes> {
+    chunks
+        .iter()
+        .map(|c| sse::data_frame(&c.to_string()))
+        .collect()
+}
+
+impl StreamRenderer for OpenAiSse {
+    fn event(&mut self, event: Value) -> Vec<Bytes> {
+        frames(self.chunks.event(&event))
+    }
+
+    fn done(&mut self, outcome: &TurnOutcome) -> Vec<Bytes> {
+        let mut out = frames(self.chunks.done(outcome));
+        out.push(sse::data_frame("[DONE]"));
+        out
+    }
+
+    /// After the stream has started, a failure is one final `{"error": …}` chunk (the SDKs raise
+    /// it as an `APIError`) and no `[DONE]`.
+    fn error(&mut self, error: ServeError) -> Vec<Bytes> {
+        log::warn!("request {}: failed mid-stream: {error}", self.request_id);
+        let body = DialectError::openai(error, &self.request_id).body();
+        vec![sse::data_frame(&body.to_string())]
+    }
+}
