@@ -377,10 +377,8 @@ impl Handler<Shutdown> for SessionSupervisor {
                     grace.as_secs()
                 );
                 self.phase = Phase::ShuttingDown { done: vec![tx] };
-                // Nothing is refilled from now on: exits must empty the book.
-                self.book.limits.min_idle = 0;
-                self.book.limits.spare_processes = 0;
-                for request in self.book.drain_queues() {
+                // Nothing is started or refilled from now on: exits must empty the book.
+                for request in self.book.shut_down() {
                     fail(request.events, ServeError::ShuttingDown);
                 }
                 for (id, addr) in &self.addrs {

@@ -331,6 +331,17 @@ impl Book {
         actions
     }
 
+    /// Shutdown: nothing is started or refilled any more (configured or resized `min_idle`,
+    /// spares), so exits empty the book; the waiting requests are returned to be refused.
+    pub fn shut_down(&mut self) -> Vec<TurnRequest> {
+        self.limits.min_idle = 0;
+        self.limits.spare_processes = 0;
+        for pool in self.pools.values_mut() {
+            pool.draining = true;
+        }
+        self.drain_queues()
+    }
+
     /// Removes every waiting request (shutdown).
     pub fn drain_queues(&mut self) -> Vec<TurnRequest> {
         self.pools

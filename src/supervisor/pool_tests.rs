@@ -405,3 +405,23 @@ fn cancel_removes_a_queued_request_or_interrupts_a_running_one() {
     ));
     assert!(book.cancel("nope").is_err());
 }
+
+#[test]
+fn shutdown_ignores_resized_min_idle_so_the_book_empties() {
+    let now = Instant::now();
+    let key = PoolKey::chat("s".into());
+    let mut book = warm_book(limits(3, 1, 0, 4), now);
+    let a = book.resize(&key, Some(2), Some(2), now).expect("valid");
+    for (id, _) in spawned(&a) {
+        book.state_changed(id, StateName::Idle, now);
+    }
+    assert!(book.shut_down().is_empty());
+    let ids: Vec<u64> = book.processes.keys().copied().collect();
+    for id in ids {
+        assert!(
+            spawned(&book.exited(id, true, "", now)).is_empty(),
+            "no refill while shutting down"
+        );
+    }
+    assert!(book.processes.is_empty());
+}
