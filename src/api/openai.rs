@@ -47,11 +47,15 @@ fn model_names(state: &AppState) -> Vec<String> {
 }
 
 /// `GET /v1/models`
+#[utoipa::path(get, path = "/openai/v1/models", tag = "openai",
+    responses((status = 200, description = "Configured model names", body = super::openapi::OpenAiModelList), super::openapi::OpenAiErrors))]
 pub async fn models(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(wire::model_list(&model_names(&state)))
 }
 
 /// `GET /v1/models/{id}`
+#[utoipa::path(get, path = "/openai/v1/models/{id}", tag = "openai", params(("id" = String, Path)),
+    responses((status = 200, description = "One model", body = super::openapi::OpenAiModel), super::openapi::OpenAiErrors))]
 pub async fn model(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -74,6 +78,9 @@ fn now_unix() -> u64 {
 }
 
 /// `POST /v1/chat/completions`
+#[utoipa::path(post, path = "/openai/v1/chat/completions", tag = "openai", request_body = super::openapi::ChatBody,
+    responses((status = 200, description = "A chat completion, or `chat.completion.chunk` server-sent events when `stream` is true",
+        content((super::openapi::ChatCompletionBody = "application/json"), (String = "text/event-stream"))), super::openapi::OpenAiErrors))]
 pub async fn chat_completions(
     req: HttpRequest,
     payload: web::Payload,

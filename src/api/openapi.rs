@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::{OpenApi, ToSchema};
 
-use super::{admin, anthropic, batch, native, ops};
+use super::{admin, anthropic, batch, native, openai, ops};
 use crate::supervisor::messages::*;
 
 #[derive(OpenApi)]
@@ -22,6 +22,9 @@ use crate::supervisor::messages::*;
         anthropic::count_tokens,
         anthropic::models,
         anthropic::model,
+        openai::chat_completions,
+        openai::models,
+        openai::model,
         native::prompt,
         batch::parallel,
         batch::chain,
@@ -175,6 +178,105 @@ pub struct NativeErrorInner {
     pub kind: String,
     pub message: String,
     pub request_id: Option<String>,
+}
+
+/// `POST /openai/v1/chat/completions` body (sampling parameters are accepted and ignored;
+/// `n` > 1, `tools` and tool messages are refused).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ChatBody {
+    pub model: String,
+    #[schema(min_items = 1)]
+    pub messages: Vec<ChatMessageBody>,
+    pub stream: Option<bool>,
+    /// `{"include_usage": true}` adds a usage chunk before `[DONE]`.
+    #[schema(value_type = Option<Object>)]
+    pub stream_options: Option<Value>,
+    #[schema(minimum = 1, maximum = 1)]
+    pub n: Option<u32>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ChatMessageBody {
+    #[schema(pattern = "^(system|developer|user|assistant)$")]
+    pub role: String,
+    /// A string or an array of content parts (`text`, `image_url`).
+    #[schema(value_type = Object)]
+    pub content: Value,
+}
+
+/// A non-streaming chat completion.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ChatCompletionBody {
+    pub id: String,
+    pub object: String,
+    pub created: u64,
+    pub model: String,
+    pub choices: Vec<Object>,
+    pub usage: Object,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct OpenAiModel {
+    pub id: String,
+    pub object: String,
+    pub created: u64,
+    pub owned_by: String,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct OpenAiModelList {
+    pub object: String,
+    pub data: Vec<OpenAiModel>,
+}
+
+/// Errors on `/openai` routes.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct OpenAiError {
+    pub error: OpenAiErrorInner,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct OpenAiErrorInner {
+    pub message: String,
+    #[schema(rename = "type")]
+    pub kind: String,
+    pub param: Option<String>,
+    pub code: Option<String>,
+}
+
+/// The error statuses of an OpenAI route (saturation is 503 here: OpenAI clients know no 529).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum OpenAiErrors {
+    #[response(
+        status = 400,
+        description = "invalid_request_error (param names the field)"
+    )]
+    BadRequest(OpenAiError),
+    #[response(status = 401, description = "invalid_api_key")]
+    Unauthorized(OpenAiError),
+    #[response(status = 404, description = "not_found_error / model_not_found")]
+    NotFound(OpenAiError),
+    #[response(status = 413, description = "Body larger than server.max_body_bytes")]
+    TooLarge(OpenAiError),
+    #[response(status = 429, description = "rate_limit_exceeded (upstream)")]
+    RateLimited(OpenAiError),
+    #[response(status = 502, description = "server_error: the CLI process failed")]
+    BadGateway(OpenAiError),
+    #[response(
+        status = 503,
+        description = "overloaded (retry-after) or the CLI is unavailable"
+    )]
+    Unavailable(OpenAiError),
+    #[response(status = 504, description = "timeout")]
+    Timeout(OpenAiError),
 }
 
 /// The error statuses of a native route.
