@@ -1,19 +1,23 @@
-//! clinvoker serves the Anthropic Messages API from pools of long-lived Claude Code processes, so
-//! programs written against the official SDKs can use the CLI as their model without paying a
-//! cold start per request.
+//! clinvoker serves the Anthropic Messages API, the OpenAI Chat Completions API and a native REST
+//! API from pools of long-lived Claude Code processes, so programs written against the official
+//! SDKs can use the CLI as their model without paying a cold start per request.
 //!
 //! # Layout
 //! - [`config`]: typed settings (compiled-in `config/default.toml`, a file, `CLINVOKER__…` env).
 //! - [`app`]: starts the supervisor and the HTTP server; graceful shutdown.
-//! - [`api`]: the HTTP edge: one module per dialect ([`api::anthropic`]), operator routes
-//!   ([`api::ops`]), SSE rendering ([`api::sse`]), and [`api::error`], where every failure gets its
-//!   status in one exhaustive match.
+//! - [`api`]: the HTTP edge. One module per dialect — [`api::anthropic`], [`api::openai`],
+//!   [`api::native`] (with [`api::batch`]) — plus operators' routes ([`api::admin`], [`api::ops`]),
+//!   SSE rendering ([`api::sse`]), the OpenAPI document ([`api::openapi`]) and [`api::error`],
+//!   where every failure gets its status in one exhaustive match per dialect. The `edge`
+//!   middleware assigns request ids, checks keys, logs one line per request.
 //! - [`protocol`]: the dialect-neutral turn types between the layers, and each dialect's wire format.
-//! - [`routing`]: client model names → the model the CLI runs.
-//! - [`supervisor`]: the session-supervisor actor; [`supervisor::pool`] is its pure bookkeeping.
+//! - [`routing`]: model names → backend and CLI model.
+//! - [`supervisor`]: the session-supervisor actor. [`supervisor::pool`] is its pure bookkeeping
+//!   (`balance` its start/bind/retire policy, [`supervisor::stats`] its counters),
+//!   [`supervisor::admin`] the operators' commands and snapshots.
 //! - [`process`]: the process actor wrapping one CLI child; [`process::cli`] is the CLI's NDJSON
-//!   protocol and [`process::spawn`] the only code that starts processes.
-//! - [`error`]: the failures below the HTTP layer.
+//!   protocol, `turn` drives one turn, [`process::spawn`] is the only code that starts processes.
+//! - [`metrics`]: Prometheus collectors; [`error`]: the failures below the HTTP layer.
 //!
 //! # Theory of operation
 //! A handler validates the request and builds a [`protocol::TurnSpec`]: the pool key (what a live
