@@ -1,7 +1,7 @@
 //! The CLI process actor: one [`ClaudeProcess`] owns one long-lived Claude Code child and speaks
 //! its stream-json protocol.
 //!
-//! A turn is a queue of [`Step`]s (switch model, replay history, send the prompt) taken one at a
+//! A turn is a queue of [`Step`](state::Step)s (switch model, replay history, send the prompt) taken one at a
 //! time as the CLI acknowledges each; the CLI's `stream_event` lines go to the turn's event
 //! channel as they arrive; the `result` line ends the turn; a `rewind_conversation` then empties
 //! the conversation so the next request starts clean. Every wait has a watchdog that kills the

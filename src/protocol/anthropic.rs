@@ -1,4 +1,4 @@
-//! The Anthropic Messages API on the wire: request validation into a [`TurnSpec`]-to-be, the
+//! The Anthropic Messages API on the wire: request validation into a [`TurnSpec`](super::TurnSpec)-to-be, the
 //! non-streaming response, and [`StreamTranslator`], which turns the CLI's raw streaming events
 //! into the SSE events a client of `POST /v1/messages` expects.
 
