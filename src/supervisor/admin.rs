@@ -209,7 +209,13 @@ impl SessionSupervisor {
                 max_turns_per_process: p.max_turns_per_process,
             },
             queued: queue.map_or(0, |q| q.queue.len()),
-            counters: stats.map(|s| s.counters).unwrap_or_default(),
+            counters: stats.map_or(
+                super::stats::Counters {
+                    spawns: self.book.spare_spawns,
+                    ..Default::default()
+                },
+                |s| s.counters,
+            ),
             latency_ms: stats.map(|s| s.latency()).unwrap_or(super::stats::Latency {
                 count: 0,
                 p50: None,
