@@ -55,6 +55,12 @@ pub fn start(settings: Settings) -> anyhow::Result<Running> {
             .default_service(web::to(api::not_found))
     })
     .workers(2)
+    // Streams are many small writes (one SSE event each): without TCP_NODELAY, Nagle's algorithm
+    // holds every write after the first until the client's delayed ACK (≈40 ms on Linux).
+    .tcp_nodelay(true)
+    // Longer than SDK clients keep idle connections (httpx: 5 s), so the server is not the side
+    // that closes a connection the client is about to reuse.
+    .keep_alive(Duration::from_secs(75))
     // Signals are ours (see `serve`): actix's own handling would stop on Ctrl-C without grace.
     .disable_signals()
     .shutdown_timeout(grace.as_secs())

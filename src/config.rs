@@ -85,6 +85,7 @@ pub struct PoolSettings {
     pub max_total_processes: usize,
     pub max_queue: usize,
     pub queue_timeout_secs: u64,
+    pub reuse_wait_ms: u64,
     pub max_turns_per_process: u32,
     pub max_process_age_secs: u64,
     pub idle_timeout_secs: u64,

@@ -13,7 +13,8 @@
 //! - [`protocol`]: the dialect-neutral turn types between the layers, and each dialect's wire format.
 //! - [`routing`]: model names → backend and CLI model.
 //! - [`supervisor`]: the session-supervisor actor. [`supervisor::pool`] is its pure bookkeeping
-//!   (`balance` its start/bind/retire policy, [`supervisor::stats`] its counters),
+//!   (`balance` its start/bind/retire policy, `dispatch` which process takes a request,
+//!   [`supervisor::stats`] its counters),
 //!   [`supervisor::admin`] the operators' commands and snapshots.
 //! - [`process`]: the process actor wrapping one CLI child; [`process::cli`] is the CLI's NDJSON
 //!   protocol, `turn` drives one turn, [`process::spawn`] is the only code that starts processes.

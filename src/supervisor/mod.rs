@@ -5,6 +5,7 @@
 
 pub mod admin;
 mod balance;
+mod dispatch;
 pub mod handle;
 pub mod messages;
 pub mod pool;
@@ -176,6 +177,13 @@ impl SessionSupervisor {
                         if let Some(action) = act.book.expire(&pool, ticket, Instant::now()) {
                             act.run(vec![action], ctx);
                         }
+                    });
+                }
+                Action::Recheck { pool, after } => {
+                    ctx.run_later(after, move |act, ctx| {
+                        let mut actions = act.book.assign(&pool);
+                        actions.extend(act.book.rebalance(Instant::now()));
+                        act.run(actions, ctx);
                     });
                 }
             }

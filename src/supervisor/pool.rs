@@ -26,6 +26,8 @@ pub struct Slot {
     /// The running request's metadata and start (for the admin views).
     pub running: Option<(Arc<RequestMeta>, Instant)>,
     pub last_used: Instant,
+    /// When its reset after a turn began (while `state` is `Resetting`).
+    pub resetting_since: Option<Instant>,
     /// Told to retire: never given work again, counted until it exits.
     pub retiring: bool,
     pub resets: u32,
@@ -43,6 +45,7 @@ impl Slot {
             request_id: None,
             running: None,
             last_used: now,
+            resetting_since: None,
             retiring: false,
             resets: 0,
             last_error: None,
@@ -98,6 +101,9 @@ pub enum Action {
     },
     /// `ticket` of `pool` entered the queue: arm its queue timeout.
     Queued { pool: PoolKey, ticket: u64 },
+    /// A request of `pool` waits for a resetting process: after `after`, give the pool's waiting
+    /// requests to whatever processes are free then ([`Book::assign`]).
+    Recheck { pool: PoolKey, after: Duration },
     /// Stop the running turn of `process` with `reason`.
     Interrupt { process: u64, reason: ServeError },
     /// Kill `process` now.
@@ -109,7 +115,7 @@ pub struct Book {
     pub processes: BTreeMap<u64, Slot>,
     pub pools: BTreeMap<PoolKey, PoolQueue>,
     next_id: u64,
-    next_ticket: u64,
+    pub(super) next_ticket: u64,
     /// Consecutive processes that exited before becoming ready; pauses spares/min_idle refills.
     pub start_failures: u32,
     pub refill_paused_until: Option<Instant>,
@@ -152,6 +158,9 @@ impl Book {
             };
             return vec![Action::Fail { request, error }];
         }
+        if let Some(wait) = self.reuse_wait(&key, now) {
+            return self.enqueue(request, now, Some(wait));
+        }
         if let Some(id) = self.free_process(&key) {
             self.mark_busy(id, &request);
             return vec![Action::Dispatch {
@@ -182,16 +191,7 @@ impl Book {
             };
             return vec![Action::Fail { request, error }];
         }
-        self.next_ticket += 1;
-        let ticket = self.next_ticket;
-        pool.queue.push_back(Waiting {
-            ticket,
-            enqueued: now,
-            request,
-        });
-        let mut actions = vec![Action::Queued { pool: key, ticket }];
-        actions.extend(self.rebalance(now));
-        actions
+        self.enqueue(request, now, None)
     }
 
     /// The queue timeout of `ticket` expired: refuse it if it is still waiting.
@@ -224,6 +224,7 @@ impl Book {
             return Vec::new();
         };
         slot.state = state;
+        slot.resetting_since = (state == StateName::Resetting).then_some(now);
         if state != StateName::Idle {
             return Vec::new();
         }
@@ -271,8 +272,14 @@ impl Book {
         let worn_out = slot.turns >= self.limits.max_turns_per_process || !reusable;
         if worn_out && !slot.retiring {
             slot.retiring = true;
+            let key = slot.pool.clone();
             self.count_recycled(id);
-            return vec![Action::Retire { process: id }];
+            let mut actions = vec![Action::Retire { process: id }];
+            // A request that waited for this process takes another one.
+            if let Some(key) = key {
+                actions.extend(self.assign(&key));
+            }
+            return actions;
         }
         Vec::new()
     }
@@ -364,26 +371,6 @@ impl Book {
         Action::Spawn { process: id, pool }
     }
 
-    pub(super) fn pop_waiting(&mut self, key: &PoolKey) -> Option<TurnRequest> {
-        let pool = self.pools.get_mut(key)?;
-        while let Some(waiting) = pool.queue.pop_front() {
-            if !waiting.request.events.is_closed() {
-                return Some(waiting.request);
-            }
-        }
-        None
-    }
-
-    pub(super) fn mark_busy(&mut self, id: u64, request: &TurnRequest) {
-        if let Some(slot) = self.processes.get_mut(&id) {
-            slot.state = StateName::Busy;
-            slot.request_id = Some(request.request_id.clone());
-            slot.running = Some((request.meta.clone(), Instant::now()));
-            let pool = slot.pool.as_ref().map_or_else(String::new, PoolKey::name);
-            let _ = request.meta.placement.set((pool, slot.pid));
-        }
-    }
-
     /// The pool's `max_processes` (a resize overrides the configured one).
     pub fn max_for(&self, key: &PoolKey) -> usize {
         let over = self.pools.get(key).and_then(|p| p.max_processes);
@@ -401,10 +388,6 @@ impl Book {
             _ if key.is_default() => self.limits.min_idle,
             _ => 0,
         }
-    }
-
-    pub(super) fn free_process(&self, key: &PoolKey) -> Option<u64> {
-        self.find(|s| s.pool.as_ref() == Some(key) && s.free())
     }
 
     /// Processes of `key` that serve or will serve it.
@@ -426,4 +409,4 @@ impl Book {
 
 #[cfg(test)]
 #[path = "pool_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -3,7 +3,12 @@ use crate::config::Settings;
 use crate::protocol::TurnEvent;
 use tokio::sync::mpsc;
 
-fn limits(max_processes: usize, min_idle: usize, spares: usize, max_queue: usize) -> PoolSettings {
+pub(crate) fn limits(
+    max_processes: usize,
+    min_idle: usize,
+    spares: usize,
+    max_queue: usize,
+) -> PoolSettings {
     let mut p = Settings::load(None).expect("defaults").pool;
     p.max_processes = max_processes;
     p.min_idle = min_idle;
@@ -14,7 +19,10 @@ fn limits(max_processes: usize, min_idle: usize, spares: usize, max_queue: usize
     p
 }
 
-fn request(id: &str, pool: &PoolKey) -> (TurnRequest, mpsc::UnboundedReceiver<TurnEvent>) {
+pub(crate) fn request(
+    id: &str,
+    pool: &PoolKey,
+) -> (TurnRequest, mpsc::UnboundedReceiver<TurnEvent>) {
     let (events, rx) = mpsc::unbounded_channel();
     let req = TurnRequest {
         meta: Default::default(),
@@ -29,7 +37,7 @@ fn request(id: &str, pool: &PoolKey) -> (TurnRequest, mpsc::UnboundedReceiver<Tu
     (req, rx)
 }
 
-fn ok_report() -> crate::process::TurnReport {
+pub(crate) fn ok_report() -> crate::process::TurnReport {
     crate::process::TurnReport {
         request_id: "r".into(),
         end: crate::process::TurnEnd::Ok,
@@ -42,7 +50,7 @@ fn ok_report() -> crate::process::TurnReport {
     }
 }
 
-fn spawned(actions: &[Action]) -> Vec<(u64, Option<PoolKey>)> {
+pub(crate) fn spawned(actions: &[Action]) -> Vec<(u64, Option<PoolKey>)> {
     actions
         .iter()
         .filter_map(|a| match a {
@@ -53,7 +61,7 @@ fn spawned(actions: &[Action]) -> Vec<(u64, Option<PoolKey>)> {
 }
 
 /// Starts the book and brings every spawned process to idle.
-fn warm_book(l: PoolSettings, now: Instant) -> Book {
+pub(crate) fn warm_book(l: PoolSettings, now: Instant) -> Book {
     let mut book = Book::new(l);
     for (id, pool) in spawned(&book.rebalance(now)) {
         book.started(id, 100 + id as u32);

@@ -1,0 +1,122 @@
+use super::*;
+use crate::supervisor::pool::tests::{limits, ok_report, request, warm_book};
+
+fn dispatched_to(actions: &[Action]) -> Option<u64> {
+    actions.iter().find_map(|a| match a {
+        Action::Dispatch { process, .. } => Some(*process),
+        _ => None,
+    })
+}
+
+/// Runs one request on `process` (which must be the one chosen) and brings it back to idle at
+/// `idle_at`.
+fn serve_on(book: &mut Book, key: &PoolKey, name: &str, at: Instant, idle_at: Instant) -> u64 {
+    let (r, _rx) = request(name, key);
+    let id = dispatched_to(&book.submit(r, at)).expect("dispatched");
+    book.state_changed(id, StateName::Resetting, idle_at);
+    book.turn_finished(id, &ok_report(), true);
+    book.state_changed(id, StateName::Idle, idle_at);
+    id
+}
+
+#[test]
+fn the_most_recently_used_idle_process_serves_next() {
+    let t0 = Instant::now();
+    let ms = |n| t0 + Duration::from_millis(n);
+    let key = PoolKey::default_pool();
+    let mut l = limits(3, 3, 0, 4);
+    l.max_turns_per_process = 10;
+    let mut book = warm_book(l, t0);
+    // Two processes busy at once; the one that finishes last is the most recently used.
+    let (r1, _rx1) = request("r1", &key);
+    let (r2, _rx2) = request("r2", &key);
+    let a = dispatched_to(&book.submit(r1, t0)).expect("r1");
+    let b = dispatched_to(&book.submit(r2, t0)).expect("r2");
+    // `b` is the higher id, so "lowest id first" would not choose it.
+    let (a, b) = (a.min(b), a.max(b));
+    book.turn_finished(a, &ok_report(), true);
+    book.state_changed(a, StateName::Idle, ms(30));
+    book.turn_finished(b, &ok_report(), true);
+    book.state_changed(b, StateName::Idle, ms(40));
+    // Later requests go to `b` (not the lowest id) while it is free.
+    for (n, at) in [("r3", 100), ("r4", 200)] {
+        assert_eq!(serve_on(&mut book, &key, n, ms(at), ms(at + 20)), b, "{n}");
+    }
+    // While it is busy, another process serves.
+    let (r5, _rx5) = request("r5", &key);
+    assert_eq!(dispatched_to(&book.submit(r5, ms(300))), Some(b));
+    let (r6, _rx6) = request("r6", &key);
+    assert_ne!(dispatched_to(&book.submit(r6, ms(300))), Some(b));
+}
+
+#[test]
+fn a_request_waits_briefly_for_the_process_that_is_resetting() {
+    let t0 = Instant::now();
+    let ms = |n| t0 + Duration::from_millis(n);
+    let key = PoolKey::default_pool();
+    let mut l = limits(3, 3, 0, 4);
+    l.max_turns_per_process = 10;
+    l.reuse_wait_ms = 10;
+    let mut book = warm_book(l, t0);
+    let (r1, _rx1) = request("r1", &key);
+    let hot = dispatched_to(&book.submit(r1, t0)).expect("r1");
+    book.state_changed(hot, StateName::Resetting, ms(50));
+
+    // 3 ms into the reset: queued for the rest of the window, although others are idle.
+    let (r2, _rx2) = request("r2", &key);
+    let a = book.submit(r2, ms(53));
+    assert_eq!(dispatched_to(&a), None, "{a:?}");
+    assert!(
+        a.iter().any(
+            |x| matches!(x, Action::Recheck { after, .. } if *after == Duration::from_millis(7))
+        ),
+        "{a:?}"
+    );
+    // Nobody else waits for the same process: the next request takes an idle one at once.
+    let (r3, _rx3) = request("r3", &key);
+    let other = dispatched_to(&book.submit(r3, ms(54))).expect("r3 at once");
+    assert_ne!(other, hot);
+    // The reset ends: the waiting request goes to the process it waited for.
+    book.turn_finished(hot, &ok_report(), true);
+    let a = book.state_changed(hot, StateName::Idle, ms(55));
+    assert_eq!(dispatched_to(&a), Some(hot), "{a:?}");
+    assert_eq!(book.processes[&hot].request_id.as_deref(), Some("r2"));
+
+    // A reset older than the window is not waited for.
+    book.state_changed(hot, StateName::Resetting, ms(100));
+    let (r4, _rx4) = request("r4", &key);
+    let to = dispatched_to(&book.submit(r4, ms(111))).expect("r4 at once");
+    assert_ne!(to, hot);
+}
+
+#[test]
+fn a_reset_that_takes_too_long_hands_the_waiting_request_to_a_free_process() {
+    let t0 = Instant::now();
+    let key = PoolKey::default_pool();
+    let mut book = warm_book(limits(2, 2, 0, 4), t0);
+    let (r1, _rx1) = request("r1", &key);
+    let hot = dispatched_to(&book.submit(r1, t0)).expect("r1");
+    book.state_changed(hot, StateName::Resetting, t0);
+    let (r2, _rx2) = request("r2", &key);
+    assert_eq!(dispatched_to(&book.submit(r2, t0)), None);
+    // The recheck fires with the reset still running.
+    let a = book.assign(&key);
+    let to = dispatched_to(&a).expect("assigned");
+    assert_ne!(to, hot);
+    assert!(book.pools[&key].queue.is_empty());
+}
+
+#[test]
+fn reuse_wait_zero_always_takes_an_idle_process() {
+    let t0 = Instant::now();
+    let key = PoolKey::default_pool();
+    let mut l = limits(2, 2, 0, 4);
+    l.reuse_wait_ms = 0;
+    let mut book = warm_book(l, t0);
+    let (r1, _rx1) = request("r1", &key);
+    let hot = dispatched_to(&book.submit(r1, t0)).expect("r1");
+    book.state_changed(hot, StateName::Resetting, t0);
+    let (r2, _rx2) = request("r2", &key);
+    let to = dispatched_to(&book.submit(r2, t0)).expect("at once");
+    assert_ne!(to, hot);
+}
