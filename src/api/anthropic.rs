@@ -143,14 +143,14 @@ pub async fn messages(
         history: parsed.history,
         prompt: parsed.prompt,
     };
-    let meta = RequestId::meta(&req);
-    let _ = meta.model.set(parsed.model.clone());
-    let mut events = state
-        .supervisor
-        .submit_with(spec, meta)
-        .await
-        .map_err(serve_err)?;
-    let first = sse::first_event(&mut events).await.map_err(serve_err)?;
+    let (first, mut events) = sse::start(
+        &state.supervisor,
+        spec,
+        RequestId::meta(&req),
+        &parsed.model,
+    )
+    .await
+    .map_err(serve_err)?;
     let message_id = format!("msg_{}", uuid::Uuid::new_v4().simple());
     if parsed.stream {
         let renderer = AnthropicSse {

@@ -141,9 +141,8 @@ pub(super) async fn run(
 ) -> Result<PromptResult, ApiError> {
     let started = Instant::now();
     let planned = plan(state, p, request_id)?;
-    let _ = meta.model.set(planned.model.clone());
-    let mut events = state.supervisor.submit_with(planned.spec, meta).await?;
-    let first = sse::first_event(&mut events).await?;
+    let (first, mut events) =
+        sse::start(&state.supervisor, planned.spec, meta, &planned.model).await?;
     let outcome = sse::collect(first, &mut events).await?;
     let ms = started.elapsed().as_millis() as u64;
     Ok(PromptResult::new(
@@ -190,16 +189,14 @@ pub async fn prompt(
     let started = Instant::now();
     let planned = plan(&state, &p, &request_id).map_err(|e| native(&req, e))?;
     let (backend, model) = (planned.backend.name(), planned.model.clone());
-    let meta = RequestId::meta(&req);
-    let _ = meta.model.set(model.clone());
-    let mut events = state
-        .supervisor
-        .submit_with(planned.spec, meta)
-        .await
-        .map_err(|e| native(&req, e))?;
-    let first = sse::first_event(&mut events)
-        .await
-        .map_err(|e| native(&req, e))?;
+    let (first, events) = sse::start(
+        &state.supervisor,
+        planned.spec,
+        RequestId::meta(&req),
+        &model,
+    )
+    .await
+    .map_err(|e| native(&req, e))?;
     Ok(HttpResponse::Ok()
         .content_type("application/x-ndjson")
         .streaming(ndjson(first, events, backend, model, request_id, started)))

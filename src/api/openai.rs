@@ -108,14 +108,14 @@ pub async fn chat_completions(
         history: parsed.history,
         prompt: parsed.prompt,
     };
-    let meta = RequestId::meta(&req);
-    let _ = meta.model.set(parsed.model.clone());
-    let mut events = state
-        .supervisor
-        .submit_with(spec, meta)
-        .await
-        .map_err(serve_err)?;
-    let first = sse::first_event(&mut events).await.map_err(serve_err)?;
+    let (first, mut events) = sse::start(
+        &state.supervisor,
+        spec,
+        RequestId::meta(&req),
+        &parsed.model,
+    )
+    .await
+    .map_err(serve_err)?;
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = now_unix();
     if parsed.stream {

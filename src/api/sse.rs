@@ -4,6 +4,7 @@
 //! drops the stream and with it the receiver, which is what tells the process to interrupt.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use actix_web::HttpResponse;
 use bytes::Bytes;
@@ -12,7 +13,8 @@ use serde_json::Value;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::error::ServeError;
-use crate::protocol::{TurnEvent, TurnOutcome};
+use crate::protocol::{RequestMeta, TurnEvent, TurnOutcome, TurnSpec};
+use crate::supervisor::SupervisorHandle;
 
 pub type Events = UnboundedReceiver<TurnEvent>;
 
@@ -24,9 +26,22 @@ fn lost() -> ServeError {
     }
 }
 
-/// Waits for the turn's first event; a failure before anything was produced is returned as an
-/// error so the client gets a proper status code.
-pub async fn first_event(events: &mut Events) -> Result<TurnEvent, ServeError> {
+/// Submits a turn for the client's `model` (recorded for the operators' views) and waits for its
+/// first event: a failure before anything was produced is returned as an error, so the client
+/// gets a proper status code.
+pub async fn start(
+    supervisor: &SupervisorHandle,
+    spec: TurnSpec,
+    meta: Arc<RequestMeta>,
+    model: &str,
+) -> Result<(TurnEvent, Events), ServeError> {
+    let _ = meta.model.set(model.to_string());
+    let mut events = supervisor.submit_with(spec, meta).await?;
+    let first = first_event(&mut events).await?;
+    Ok((first, events))
+}
+
+async fn first_event(events: &mut Events) -> Result<TurnEvent, ServeError> {
     match events.recv().await {
         Some(TurnEvent::Failed(e)) => Err(e),
         Some(event) => Ok(event),

@@ -1,5 +1,6 @@
 // Starts the mock Anthropic upstream (tests/support/mock_anthropic.py) and clinvoker servers whose
 // pools run the real Claude Code CLI (pinned in package.json) against it.
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
@@ -7,6 +8,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { after, before } from 'node:test';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const REPO = path.resolve(HERE, '..', '..');
@@ -162,4 +164,39 @@ export async function startServer(workdir, mock, name, extraEnv = {}) {
 
 export function tempDir() {
   return mkdtempSync(path.join(os.tmpdir(), 'clinvoker-node-'));
+}
+
+/**
+ * For one test file: the mock upstream, an open server and one that requires `keys`, started
+ * before the file's tests; after them both servers get SIGTERM together and each must exit
+ * cleanly within STOP_TIMEOUT_MS. `withLogs(fn)` wraps a test body so that a failure prints both
+ * servers' stderr tails.
+ */
+export function serverPair(keys) {
+  const pair = { mock: null, open: null, keyed: null };
+  const servers = () => [pair.open, pair.keyed].filter(Boolean);
+  before(async () => {
+    const dir = tempDir();
+    pair.mock = await startMock(dir);
+    [pair.open, pair.keyed] = await Promise.all([
+      startServer(dir, pair.mock, 'open'),
+      startServer(dir, pair.mock, 'keyed', { CLINVOKER_API_KEYS: keys.join(',') }),
+    ]);
+  });
+  after(async () => {
+    const errors = (await Promise.all(servers().map((s) => s.stop()))).filter(Boolean);
+    pair.mock?.stop();
+    assert.deepEqual(errors, []);
+  });
+  pair.withLogs = (fn) => async (t) => {
+    try {
+      await fn(t);
+    } catch (e) {
+      for (const s of servers()) {
+        console.error(`--- clinvoker ${s.name} server stderr (tail) ---\n${s.stderrTail()}`);
+      }
+      throw e;
+    }
+  };
+  return pair;
 }

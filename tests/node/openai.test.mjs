@@ -2,48 +2,18 @@
 // dialect, base URL /openai/v1. The mock upstream answers `MOCK_OK: <first 60 chars of the last
 // user text>`.  Run:  cd tests/node && node --test
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
 import OpenAI from 'openai';
 
-import { startMock, startServer, tempDir, token } from './harness.mjs';
+import { serverPair, token } from './harness.mjs';
 
 const KEYS = ['node-openai-key'];
-let mock;
-let open;
-let keyed;
-
-before(async () => {
-  const dir = tempDir();
-  mock = await startMock(dir);
-  [open, keyed] = await Promise.all([
-    startServer(dir, mock, 'open'),
-    startServer(dir, mock, 'keyed', { CLINVOKER_API_KEYS: KEYS.join(',') }),
-  ]);
-});
-
-after(async () => {
-  const errors = (await Promise.all([open, keyed].filter(Boolean).map((s) => s.stop()))).filter(Boolean);
-  mock?.stop();
-  assert.deepEqual(errors, []);
-});
-
-/** Runs a test body; on failure prints the servers' stderr tails. */
-function withLogs(fn) {
-  return async (t) => {
-    try {
-      await fn(t);
-    } catch (e) {
-      for (const s of [open, keyed].filter(Boolean)) {
-        console.error(`--- clinvoker ${s.name} server stderr (tail) ---\n${s.stderrTail()}`);
-      }
-      throw e;
-    }
-  };
-}
+const servers = serverPair(KEYS);
+const { withLogs } = servers;
 
 /** A client of `server` that records the path of every request it sends in `paths`. */
-function client(server = open, opts = {}, paths = []) {
+function client(server = servers.open, opts = {}, paths = []) {
   return new OpenAI({
     baseURL: `${server.url}/openai/v1`,
     apiKey: 'unused',
@@ -64,7 +34,7 @@ describe('openai (npm) against clinvoker', () => {
   test('chat.completions.create returns the upstream answer', withLogs(async () => {
     const t = token();
     const paths = [];
-    const r = await ask(client(open, {}, paths), `Hello from node ${t}`);
+    const r = await ask(client(servers.open, {}, paths), `Hello from node ${t}`);
     assert.deepEqual(paths, ['/openai/v1/chat/completions']);
     assert.equal(r.object, 'chat.completion');
     assert.ok(r.id.startsWith('chatcmpl-'));
@@ -74,7 +44,7 @@ describe('openai (npm) against clinvoker', () => {
     assert.equal(r.choices[0].message.content, `MOCK_OK: Hello from node ${t}`);
     assert.equal(r.choices[0].finish_reason, 'stop');
     assert.deepEqual([r.usage.prompt_tokens, r.usage.completion_tokens, r.usage.total_tokens], [11, 7, 18]);
-    const upstream = await mock.requestsWith(t);
+    const upstream = await servers.mock.requestsWith(t);
     assert.equal(upstream.length, 1);
     assert.equal(upstream[0].model, 'claude-sonnet-5-5');
   }));
@@ -105,7 +75,7 @@ describe('openai (npm) against clinvoker', () => {
       replies.map((r) => r.choices[0].message.content),
       prompts.map((p) => `MOCK_OK: ${p}`),
     );
-    const upstream = await mock.requestsWith(t);
+    const upstream = await servers.mock.requestsWith(t);
     assert.equal(upstream.length, 16);
     for (const body of upstream) {
       const json = JSON.stringify(body);
@@ -116,7 +86,7 @@ describe('openai (npm) against clinvoker', () => {
   test('models.list names the configured models', withLogs(async () => {
     const paths = [];
     const ids = [];
-    for await (const m of client(open, {}, paths).models.list()) ids.push(m.id);
+    for await (const m of client(servers.open, {}, paths).models.list()) ids.push(m.id);
     assert.deepEqual(paths, ['/openai/v1/models']);
     assert.ok(ids.includes('claude') && ids.includes('sonnet'), ids.join(','));
   }));
@@ -131,14 +101,14 @@ describe('openai (npm) against clinvoker', () => {
 
   test('a wrong key on a keyed server is an AuthenticationError', withLogs(async () => {
     const t = token();
-    await assert.rejects(ask(client(keyed, { apiKey: 'wrong-key' }), `Locked ${t}`), (err) => {
+    await assert.rejects(ask(client(servers.keyed, { apiKey: 'wrong-key' }), `Locked ${t}`), (err) => {
       assert.ok(err instanceof OpenAI.AuthenticationError, `got ${err?.constructor?.name}: ${err}`);
       assert.equal(err.status, 401);
       assert.equal(err.code, 'invalid_api_key');
       return true;
     });
-    assert.equal((await mock.requestsWith(t)).length, 0, 'a refused request must not reach the upstream');
-    const r = await ask(client(keyed, { apiKey: KEYS[0] }), `Unlocked ${t}`);
+    assert.equal((await servers.mock.requestsWith(t)).length, 0, 'a refused request must not reach the upstream');
+    const r = await ask(client(servers.keyed, { apiKey: KEYS[0] }), `Unlocked ${t}`);
     assert.equal(r.choices[0].message.content, `MOCK_OK: Unlocked ${t}`);
   }));
 });

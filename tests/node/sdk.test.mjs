@@ -2,49 +2,18 @@
 // clinvoker. The mock upstream answers `MOCK_OK: <first 60 chars of the last user text>`.
 // Run:  cd tests/node && node --test
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
 import Anthropic from '@anthropic-ai/sdk';
 
-import { startMock, startServer, tempDir, token } from './harness.mjs';
+import { serverPair, token } from './harness.mjs';
 
 const KEYS = ['node-key-one', 'node-key-two'];
-let mock;
-let open;
-let keyed;
-
-before(async () => {
-  const dir = tempDir();
-  mock = await startMock(dir);
-  [open, keyed] = await Promise.all([
-    startServer(dir, mock, 'open'),
-    startServer(dir, mock, 'keyed', { CLINVOKER_API_KEYS: KEYS.join(',') }),
-  ]);
-});
-
-after(async () => {
-  // Both servers get SIGTERM together; each must exit cleanly within 30 s.
-  const errors = (await Promise.all([open, keyed].filter(Boolean).map((s) => s.stop()))).filter(Boolean);
-  mock?.stop();
-  assert.deepEqual(errors, []);
-});
-
-/** Runs a test body; on failure prints the servers' stderr tails. */
-function withLogs(fn) {
-  return async (t) => {
-    try {
-      await fn(t);
-    } catch (e) {
-      for (const s of [open, keyed].filter(Boolean)) {
-        console.error(`--- clinvoker ${s.name} server stderr (tail) ---\n${s.stderrTail()}`);
-      }
-      throw e;
-    }
-  };
-}
+const servers = serverPair(KEYS);
+const { withLogs } = servers;
 
 const client = (opts = {}) =>
-  new Anthropic({ baseURL: open.baseURL, apiKey: 'unused', authToken: null, maxRetries: 0, timeout: 60_000, ...opts });
+  new Anthropic({ baseURL: servers.open.baseURL, apiKey: 'unused', authToken: null, maxRetries: 0, timeout: 60_000, ...opts });
 
 describe('@anthropic-ai/sdk against clinvoker', () => {
   test('messages.create returns the upstream answer', withLogs(async () => {
@@ -63,7 +32,7 @@ describe('@anthropic-ai/sdk against clinvoker', () => {
     assert.equal(r.stop_reason, 'end_turn');
     assert.equal(r.usage.input_tokens, 11);
     assert.equal(r.usage.output_tokens, 7);
-    const upstream = await mock.requestsWith(t);
+    const upstream = await servers.mock.requestsWith(t);
     assert.equal(upstream.length, 1);
     assert.equal(upstream[0].model, 'claude-sonnet-5-5');
   }));
@@ -85,7 +54,7 @@ describe('@anthropic-ai/sdk against clinvoker', () => {
     assert.equal(final.stop_reason, 'end_turn');
     assert.equal(final.usage.input_tokens, 11);
     assert.equal(final.usage.output_tokens, 7);
-    assert.equal((await mock.requestsWith(t)).length, 1);
+    assert.equal((await servers.mock.requestsWith(t)).length, 1);
   }));
 
   test('16 concurrent creates each get their own answer', withLogs(async () => {
@@ -101,7 +70,7 @@ describe('@anthropic-ai/sdk against clinvoker', () => {
       replies.map((r) => r.content[0].text),
       prompts.map((p) => `MOCK_OK: ${p}`),
     );
-    const upstream = await mock.requestsWith(t);
+    const upstream = await servers.mock.requestsWith(t);
     assert.equal(upstream.length, 16);
     for (const body of upstream) {
       const json = JSON.stringify(body);
@@ -111,7 +80,7 @@ describe('@anthropic-ai/sdk against clinvoker', () => {
 
   test('a wrong key on a keyed server is an AuthenticationError', withLogs(async () => {
     const t = token();
-    const bad = new Anthropic({ baseURL: keyed.baseURL, apiKey: 'wrong-key', authToken: null, maxRetries: 0, timeout: 60_000 });
+    const bad = new Anthropic({ baseURL: servers.keyed.baseURL, apiKey: 'wrong-key', authToken: null, maxRetries: 0, timeout: 60_000 });
     await assert.rejects(
       bad.messages.create({ model: 'claude', max_tokens: 100, messages: [{ role: 'user', content: `Locked ${t}` }] }),
       (err) => {
@@ -123,10 +92,10 @@ describe('@anthropic-ai/sdk against clinvoker', () => {
         return true;
       },
     );
-    assert.equal((await mock.requestsWith(t)).length, 0, 'a refused request must not reach the upstream');
+    assert.equal((await servers.mock.requestsWith(t)).length, 0, 'a refused request must not reach the upstream');
 
     // The right key (sent as x-api-key) is let through.
-    const good = new Anthropic({ baseURL: keyed.baseURL, apiKey: KEYS[1], authToken: null, maxRetries: 0, timeout: 60_000 });
+    const good = new Anthropic({ baseURL: servers.keyed.baseURL, apiKey: KEYS[1], authToken: null, maxRetries: 0, timeout: 60_000 });
     const r = await good.messages.create({
       model: 'claude',
       max_tokens: 100,
