@@ -10,6 +10,7 @@
 //! - `FAKE_CLAUDE_NEVER_READY=1`: never answer `initialize`.
 //! - `FAKE_CLAUDE_EXIT_AT_START=CODE`: print an error on stderr and exit at once.
 //! - `FAKE_CLAUDE_DELAY_MS=N`: N ms before each text delta.
+//! - `FAKE_CLAUDE_RESET_DELAY_MS=N`: N ms before answering `rewind_conversation` (a slow reset).
 //!
 //! Switches, per request (words in the prompt):
 //! - `FAKE_SLEEP_<ms>`: wait that long before answering (interruptible).
@@ -145,6 +146,9 @@ impl Fake {
                 self.control_ok(request_id, json!({"model": self.model}));
             }
             "rewind_conversation" => {
+                if let Some(delay) = switch_ms("reset-delay-ms") {
+                    std::thread::sleep(delay);
+                }
                 let target = req
                     .get("target_message_uuid")
                     .and_then(Value::as_str)
