@@ -22,7 +22,7 @@ impl Book {
             .processes
             .values()
             .filter(|s| s.pool.as_ref() == Some(key) && s.active())
-            .filter(|s| s.state == StateName::Resetting)
+            // Set exactly while the process is `Resetting`.
             .filter_map(|s| s.resetting_since)
             .max()?;
         let waited = now.saturating_duration_since(since);

@@ -218,7 +218,7 @@ impl Book {
         }
     }
 
-    /// A process changed state; an idle one takes the next waiting request of its pool.
+    /// A process changed state; when one becomes idle, waiting requests of its pool are assigned.
     pub fn state_changed(&mut self, id: u64, state: StateName, now: Instant) -> Vec<Action> {
         let Some(slot) = self.processes.get_mut(&id) else {
             return Vec::new();
@@ -232,16 +232,11 @@ impl Book {
         slot.request_id = None;
         slot.running = None;
         slot.last_used = now;
-        let mut actions = Vec::new();
-        if let (true, Some(key)) = (slot.free(), slot.pool.clone()) {
-            if let Some(request) = self.pop_waiting(&key) {
-                self.mark_busy(id, &request);
-                actions.push(Action::Dispatch {
-                    process: id,
-                    request,
-                });
-            }
-        }
+        // The process is now its pool's most recently used free one: the first to be assigned.
+        let mut actions = match slot.pool.clone() {
+            Some(key) => self.assign(&key),
+            None => Vec::new(),
+        };
         actions.extend(self.rebalance(now));
         actions
     }
