@@ -45,6 +45,14 @@ async fn conversations_do_not_see_each_other() {
         "reset between requests: {}",
         second.text()
     );
+    // The answer reaches the client before the process has reset and reported the turn.
+    server
+        .wait_for(
+            "both turns reset",
+            |p| p.to_string().contains("\"resets\":2"),
+            "/admin/pools",
+        )
+        .await;
     let procs = server.processes().await;
     assert_eq!(
         procs.iter().filter(|p| p["turns"] == 2).count(),
