@@ -1,7 +1,9 @@
 //! Starting and stopping the whole server: the supervisor, the HTTP server on top of it, and the
 //! graceful shutdown between them. Used by `main` and by the integration tests.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +15,7 @@ use anyhow::Context as _;
 use crate::api::{self, AppState};
 use crate::config::Settings;
 use crate::metrics::Metrics;
+use crate::process::spawn;
 use crate::routing::{command_of, Backend, ModelRouter};
 use crate::supervisor::{self, SupervisorHandle};
 
@@ -30,10 +33,15 @@ pub struct Running {
 pub fn start(settings: Settings) -> anyhow::Result<Running> {
     let settings = Arc::new(settings);
     let metrics = Arc::new(Metrics::new());
-    let supervisor = supervisor::start(settings.clone(), metrics.clone());
+    // Commands are resolved once, here: nothing below looks in PATH again.
+    let installed: BTreeMap<Backend, Option<PathBuf>> = Backend::ALL
+        .into_iter()
+        .map(|b| (b, spawn::resolve_command(command_of(&settings, b))))
+        .collect();
+    let supervisor = supervisor::start(settings.clone(), metrics.clone(), &installed);
     let state = AppState {
         supervisor: supervisor.clone(),
-        router: ModelRouter::new(&settings),
+        router: ModelRouter::new(&settings, installed),
         api_keys: settings.server.api_keys.clone(),
         admin_keys: settings.server.admin_keys.clone(),
         max_body_bytes: settings.server.max_body_bytes,

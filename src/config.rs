@@ -31,10 +31,35 @@ pub struct Settings {
     pub profiles: ProfileSettings,
 }
 
+/// The CLIs clinvoker knows, as settings and routes name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Claude,
+    Codex,
+    Gemini,
+}
+
+impl Backend {
+    pub const ALL: [Backend; 3] = [Backend::Claude, Backend::Codex, Backend::Gemini];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Claude => "claude",
+            Backend::Codex => "codex",
+            Backend::Gemini => "gemini",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.name() == name)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoutingSettings {
-    pub default_backend: crate::routing::Backend,
+    pub default_backend: Backend,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

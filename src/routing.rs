@@ -5,53 +5,27 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
-
+pub use crate::config::Backend;
 use crate::config::Settings;
 use crate::error::ServeError;
 
-/// The CLIs clinvoker knows. Only Claude Code has a process driver in this version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    Claude,
-    Codex,
-    Gemini,
-}
-
-impl Backend {
-    pub const ALL: [Backend; 3] = [Backend::Claude, Backend::Codex, Backend::Gemini];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Claude => "claude",
-            Backend::Codex => "codex",
-            Backend::Gemini => "gemini",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|b| b.name() == name)
-    }
-
-    /// The backend a model name belongs to by its prefix, if any.
-    fn by_prefix(model: &str) -> Option<Self> {
-        let m = model.to_ascii_lowercase();
-        let o_series = m.starts_with('o') && m[1..].starts_with(|c: char| c.is_ascii_digit());
-        if m.starts_with("claude") || CLI_ALIASES.contains(&m.as_str()) {
-            Some(Backend::Claude)
-        } else if m.starts_with("gpt") || m.starts_with("codex") || o_series {
-            Some(Backend::Codex)
-        } else if m.starts_with("gemini") {
-            Some(Backend::Gemini)
-        } else {
-            None
-        }
-    }
-}
-
 /// Names Claude Code resolves itself.
 const CLI_ALIASES: [&str; 6] = ["default", "opus", "sonnet", "haiku", "fable", "opusplan"];
+
+/// The backend a model name belongs to by its prefix, if any.
+fn by_prefix(model: &str) -> Option<Backend> {
+    let m = model.to_ascii_lowercase();
+    let o_series = m.starts_with('o') && m[1..].starts_with(|c: char| c.is_ascii_digit());
+    if m.starts_with("claude") || CLI_ALIASES.contains(&m.as_str()) {
+        Some(Backend::Claude)
+    } else if m.starts_with("gpt") || m.starts_with("codex") || o_series {
+        Some(Backend::Codex)
+    } else if m.starts_with("gemini") {
+        Some(Backend::Gemini)
+    } else {
+        None
+    }
+}
 
 /// A model name resolved: the backend and the model its CLI runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,22 +46,14 @@ pub struct ModelRouter {
 }
 
 impl ModelRouter {
-    pub fn new(settings: &Settings) -> Self {
+    /// `installed`: where each backend's CLI was found, resolved once at startup.
+    pub fn new(settings: &Settings, installed: BTreeMap<Backend, Option<PathBuf>>) -> Self {
         let b = &settings.backends;
         let tables = BTreeMap::from([
             (Backend::Claude, b.claude.models.clone()),
             (Backend::Codex, b.codex.models.clone()),
             (Backend::Gemini, b.gemini.models.clone()),
         ]);
-        let installed = Backend::ALL
-            .into_iter()
-            .map(|backend| {
-                (
-                    backend,
-                    crate::process::spawn::resolve_command(command_of(settings, backend)),
-                )
-            })
-            .collect();
         Self {
             tables,
             default_backend: settings.routing.default_backend,
@@ -108,9 +74,9 @@ impl ModelRouter {
                 model: model.clone(),
             };
         }
-        let backend = Backend::by_prefix(requested).unwrap_or(self.default_backend);
+        let backend = by_prefix(requested).unwrap_or(self.default_backend);
         let model = match backend {
-            Backend::Claude if Backend::by_prefix(requested) != Some(Backend::Claude) => {
+            Backend::Claude if by_prefix(requested) != Some(Backend::Claude) => {
                 self.claude_default.clone()
             }
             _ => requested.to_string(),
@@ -188,9 +154,12 @@ mod tests {
     use super::*;
 
     fn router() -> ModelRouter {
-        let mut s = Settings::load(None).expect("defaults");
-        s.backends.codex.command = "/nonexistent/codex".into();
-        ModelRouter::new(&s)
+        let s = Settings::load(None).expect("defaults");
+        let installed = BTreeMap::from([
+            (Backend::Claude, Some(PathBuf::from("/usr/bin/claude"))),
+            (Backend::Codex, None),
+        ]);
+        ModelRouter::new(&s, installed)
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod messages;
 pub mod pool;
 pub mod stats;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use crate::config::Settings;
+use crate::config::{Backend, Settings};
 use crate::error::ServeError;
 use crate::metrics::Metrics;
 use crate::process::spawn::{self, SpawnSpec};
@@ -60,7 +60,8 @@ pub struct SessionSupervisor {
 }
 
 impl SessionSupervisor {
-    pub fn new(settings: Arc<Settings>, metrics: Arc<Metrics>) -> Self {
+    /// `cli_path`: where the Claude CLI was found at startup (None: not installed).
+    pub fn new(settings: Arc<Settings>, metrics: Arc<Metrics>, cli_path: Option<PathBuf>) -> Self {
         let claude = &settings.backends.claude;
         let spec = SpawnSpec::claude_chat(claude, &settings.server.state_dir);
         let p = &settings.pool;
@@ -70,7 +71,7 @@ impl SessionSupervisor {
             interrupt_grace: Duration::from_secs(p.interrupt_grace_secs),
         };
         Self {
-            cli_path: spawn::resolve_command(&claude.command),
+            cli_path,
             cli_version: None,
             book: Book::new(settings.pool.clone()),
             spec,
@@ -422,6 +423,11 @@ impl Handler<Shutdown> for SessionSupervisor {
 }
 
 /// Starts the supervisor on the current arbiter.
-pub fn start(settings: Arc<Settings>, metrics: Arc<Metrics>) -> SupervisorHandle {
-    SupervisorHandle::new(SessionSupervisor::new(settings, metrics).start())
+pub fn start(
+    settings: Arc<Settings>,
+    metrics: Arc<Metrics>,
+    installed: &BTreeMap<Backend, Option<PathBuf>>,
+) -> SupervisorHandle {
+    let cli_path = installed.get(&Backend::Claude).cloned().flatten();
+    SupervisorHandle::new(SessionSupervisor::new(settings, metrics, cli_path).start())
 }
