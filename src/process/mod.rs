@@ -13,6 +13,8 @@ pub mod cli;
 pub mod messages;
 pub mod spawn;
 pub mod state;
+#[cfg(test)]
+mod tests;
 mod turn;
 
 use std::collections::VecDeque;
