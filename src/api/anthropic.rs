@@ -5,14 +5,13 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
-use serde_json::Value;
 
 use super::error::{ApiError, DialectError};
 use super::sse::{self, StreamRenderer};
 use super::{only, read_body, AppState, RequestId};
 use crate::error::ServeError;
 use crate::protocol::anthropic::{self as wire, StreamTranslator};
-use crate::protocol::{TurnOutcome, TurnSpec};
+use crate::protocol::{TurnEvent, TurnOutcome, TurnSpec};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -176,7 +175,7 @@ fn frames(events: Vec<wire::SseEvent>) -> Vec<Bytes> {
 }
 
 impl StreamRenderer for AnthropicSse {
-    fn event(&mut self, event: Value) -> Vec<Bytes> {
+    fn event(&mut self, event: &TurnEvent) -> Vec<Bytes> {
         frames(self.translator.event(event))
     }
 

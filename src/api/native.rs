@@ -225,10 +225,8 @@ fn ndjson(
             return futures_util::future::ready(None);
         }
         let out = match event {
-            Some(TurnEvent::Stream(ev)) => match ev.pointer("/delta/text").and_then(Value::as_str) {
-                Some(text) if ev["type"] == "content_block_delta" => Some(line(json!({"type": "text_delta", "text": text}))),
-                _ => None,
-            },
+            Some(TurnEvent::TextDelta(text)) => Some(line(json!({"type": "text_delta", "text": text}))),
+            Some(TurnEvent::BlockStarted(_) | TurnEvent::ToolInputDelta(_) | TurnEvent::BlockStopped) => None,
             Some(TurnEvent::Done(outcome)) => {
                 *ended = true;
                 let ms = started.elapsed().as_millis() as u64;

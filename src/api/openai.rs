@@ -11,7 +11,7 @@ use super::sse::{self, StreamRenderer};
 use super::{only, read_body, AppState, RequestId};
 use crate::error::ServeError;
 use crate::protocol::openai::{self as wire, ChunkWriter};
-use crate::protocol::{TurnOutcome, TurnSpec};
+use crate::protocol::{TurnEvent, TurnOutcome, TurnSpec};
 use crate::routing::Backend;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -142,8 +142,8 @@ fn frames(chunks: Vec<Value>) -> Vec<Bytes> {
 }
 
 impl StreamRenderer for OpenAiSse {
-    fn event(&mut self, event: Value) -> Vec<Bytes> {
-        frames(self.chunks.event(&event))
+    fn event(&mut self, event: &TurnEvent) -> Vec<Bytes> {
+        frames(self.chunks.event(event))
     }
 
     fn done(&mut self, outcome: &TurnOutcome) -> Vec<Bytes> {

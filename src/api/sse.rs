@@ -56,7 +56,7 @@ pub async fn collect(first: TurnEvent, events: &mut Events) -> Result<TurnOutcom
         match next.take() {
             Some(TurnEvent::Done(outcome)) => return Ok(outcome),
             Some(TurnEvent::Failed(e)) => return Err(e),
-            Some(TurnEvent::Stream(_)) => {}
+            Some(_) => {}
             None => return Err(lost()),
         }
         next = events.recv().await;
@@ -65,7 +65,8 @@ pub async fn collect(first: TurnEvent, events: &mut Events) -> Result<TurnOutcom
 
 /// One dialect's way of writing a turn as SSE.
 pub trait StreamRenderer: 'static {
-    fn event(&mut self, event: Value) -> Vec<Bytes>;
+    /// A block start, delta or stop (never `Done`/`Failed`: those are `done` and `error`).
+    fn event(&mut self, event: &TurnEvent) -> Vec<Bytes>;
     fn done(&mut self, outcome: &TurnOutcome) -> Vec<Bytes>;
     fn error(&mut self, error: ServeError) -> Vec<Bytes>;
 }
@@ -107,7 +108,6 @@ pub fn response<R: StreamRenderer>(first: TurnEvent, events: Events, renderer: R
                 None => events.recv().await,
             };
             let rendered = match next {
-                Some(TurnEvent::Stream(event)) => st.renderer.event(event),
                 Some(TurnEvent::Done(outcome)) => {
                     st.events = None;
                     st.renderer.done(&outcome)
@@ -120,6 +120,7 @@ pub fn response<R: StreamRenderer>(first: TurnEvent, events: Events, renderer: R
                     st.events = None;
                     st.renderer.error(lost())
                 }
+                Some(event) => st.renderer.event(&event),
             };
             st.pending.extend(rendered);
         }

@@ -8,6 +8,8 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::protocol::{Block, BlockKind, TurnEvent};
+
 /// A user message. `should_query: false` appends it to the conversation without a model call
 /// (used to replay history); `client_composed` stops the CLI from expanding `@/path` mentions
 /// and running `/slash` commands found in forwarded text.
@@ -164,6 +166,81 @@ impl TurnResult {
     }
 }
 
+/// Turns the CLI's raw Messages-API streaming events into typed [`TurnEvent`]s: text and tool
+/// blocks pass, thinking blocks (not asked for) are dropped, and an upstream call the CLI starts
+/// over (a new `message_start`) closes whatever block was open.
+#[derive(Debug, Default)]
+pub struct StreamDemux {
+    /// The upstream index of the visible block now open.
+    open: Option<u64>,
+}
+
+impl StreamDemux {
+    pub fn event(&mut self, ev: &Value) -> Vec<TurnEvent> {
+        let index = ev.get("index").and_then(Value::as_u64);
+        match ev.get("type").and_then(Value::as_str) {
+            Some("message_start") => self.close(),
+            Some("content_block_start") => {
+                let block = ev.get("content_block").unwrap_or(&Value::Null);
+                let kind = match block.get("type").and_then(Value::as_str) {
+                    Some("text") => BlockKind::Text,
+                    Some("tool_use") => BlockKind::ToolUse {
+                        id: str_of(block, "id"),
+                        name: str_of(block, "name"),
+                    },
+                    _ => return Vec::new(),
+                };
+                let mut out = self.close();
+                self.open = index;
+                out.push(TurnEvent::BlockStarted(kind));
+                out
+            }
+            Some("content_block_delta") if index.is_some() && index == self.open => {
+                let delta = ev.get("delta").unwrap_or(&Value::Null);
+                match delta.get("type").and_then(Value::as_str) {
+                    Some("text_delta") => vec![TurnEvent::TextDelta(str_of(delta, "text"))],
+                    Some("input_json_delta") => {
+                        vec![TurnEvent::ToolInputDelta(str_of(delta, "partial_json"))]
+                    }
+                    _ => Vec::new(),
+                }
+            }
+            Some("content_block_stop") if index.is_some() && index == self.open => self.close(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn close(&mut self) -> Vec<TurnEvent> {
+        match self.open.take() {
+            Some(_) => vec![TurnEvent::BlockStopped],
+            None => Vec::new(),
+        }
+    }
+}
+
+fn str_of(v: &Value, key: &str) -> String {
+    v.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The blocks of an assistant message a client may see (thinking blocks were not asked for).
+pub fn blocks(content: Vec<Value>) -> Vec<Block> {
+    content
+        .into_iter()
+        .filter_map(|b| match b.get("type").and_then(Value::as_str) {
+            Some("text") => Some(Block::Text(str_of(&b, "text"))),
+            Some("tool_use") => Some(Block::ToolUse {
+                id: str_of(&b, "id"),
+                name: str_of(&b, "name"),
+                input: b.get("input").cloned().unwrap_or_else(|| json!({})),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Parses one stdout line; `Err` means the line is not JSON (a protocol violation).
 pub fn parse_line(line: &str) -> Result<CliLine, serde_json::Error> {
     let value: Value = serde_json::from_str(line)?;
@@ -207,6 +284,40 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(r.error_message(), "Reached maximum number of turns (1)");
+    }
+
+    #[test]
+    fn stream_events_become_typed_blocks_without_thinking() {
+        let mut demux = StreamDemux::default();
+        let events: Vec<String> = [
+            json!({"type": "message_start", "message": {}}),
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking"}}),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "hm"}}),
+            json!({"type": "content_block_stop", "index": 0}),
+            json!({"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}}),
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "hi"}}),
+            // The CLI retries the upstream call mid-block: the open block is closed.
+            json!({"type": "message_start", "message": {}}),
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "t1", "name": "f"}}),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{}"}}),
+            json!({"type": "content_block_stop", "index": 0}),
+            json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}}),
+        ]
+        .iter()
+        .flat_map(|e| demux.event(e))
+        .map(|e| format!("{e:?}"))
+        .collect();
+        assert_eq!(
+            events,
+            [
+                "BlockStarted(Text)",
+                "TextDelta(\"hi\")",
+                "BlockStopped",
+                "BlockStarted(ToolUse { id: \"t1\", name: \"f\" })",
+                "ToolInputDelta(\"{}\")",
+                "BlockStopped"
+            ]
+        );
     }
 
     #[test]

@@ -100,6 +100,8 @@ pub struct ActiveTurn {
     /// Content blocks of the newest assistant message (for non-streaming answers).
     pub message_id: Option<String>,
     pub content: Vec<Value>,
+    /// Turns the CLI's streaming events into the turn's typed events.
+    pub demux: super::cli::StreamDemux,
     /// When this process took the turn.
     pub started: Instant,
     /// When the request was submitted (queue wait counts towards latency and first token).

@@ -10,7 +10,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, Lines, 
 use tokio::sync::mpsc;
 
 use super::*;
-use crate::protocol::{ChatMessage, PoolKey, Role, TurnRequest};
+use crate::protocol::{ChatMessage, PoolKey, Role, StopReason, TurnRequest};
 
 const LIMITS: ProcessLimits = ProcessLimits {
     request_timeout: Duration::from_secs(30),
@@ -200,10 +200,8 @@ async fn drain(rx: &mut mpsc::UnboundedReceiver<TurnEvent>) -> (String, TurnEven
     let mut text = String::new();
     loop {
         match rx.recv().await.expect("a final event") {
-            TurnEvent::Stream(ev) => {
-                if let Some(t) = ev.pointer("/delta/text").and_then(Value::as_str) {
-                    text.push_str(t);
-                }
+            TurnEvent::TextDelta(t) => text.push_str(&t),
+            TurnEvent::BlockStarted(_) | TurnEvent::BlockStopped | TurnEvent::ToolInputDelta(_) => {
             }
             last => return (text, last),
         }
@@ -252,7 +250,8 @@ async fn a_turn_switches_model_replays_history_streams_and_rewinds() {
         panic!("not done: {last:?}")
     };
     assert_eq!(outcome.usage.output_tokens, 7);
-    assert_eq!(outcome.stop_reason.as_deref(), Some("end_turn"));
+    assert_eq!(outcome.stop_reason, StopReason::EndTurn);
+    assert_eq!(outcome.text(), "hello there");
 
     // The whole request is rewound: from its first user line to its newest.
     let rewind = h

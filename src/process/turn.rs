@@ -12,7 +12,7 @@ use super::messages::{Interrupt, ProcessEvent, RunTurn, TurnEnd, TurnReport};
 use super::state::{ActiveTurn, Awaiting, ProcessState, Step};
 use super::{ClaudeProcess, BACKEND};
 use crate::error::{ServeError, UpstreamKind};
-use crate::protocol::{Role, TurnEvent, TurnOutcome, Usage};
+use crate::protocol::{Block, Role, StopReason, TurnEvent, TurnOutcome, Usage};
 
 impl ClaudeProcess {
     /// Sends a user line of the running turn under a fresh id, remembered for the reset.
@@ -30,11 +30,15 @@ impl ClaudeProcess {
             CliLine::StreamEvent { event } => {
                 if let ProcessState::Busy(turn) = &mut self.state {
                     if turn.awaiting == Awaiting::FinalResult {
-                        if turn.first_token.is_none() && event["type"] == "content_block_delta" {
-                            turn.first_token = Some(Instant::now());
+                        for event in turn.demux.event(&event) {
+                            if turn.first_token.is_none()
+                                && matches!(event, TurnEvent::TextDelta(_))
+                            {
+                                turn.first_token = Some(Instant::now());
+                            }
+                            // A send error means the client is gone; the watcher interrupts the turn.
+                            let _ = turn.events.send(event);
                         }
-                        // A send error means the client is gone; the watcher interrupts the turn.
-                        let _ = turn.events.send(TurnEvent::Stream(event));
                     }
                 }
             }
@@ -312,13 +316,13 @@ fn outcome_event(r: TurnResult, content: Vec<Value>, cost_usd: f64) -> TurnEvent
     }
     let content = if content.is_empty() {
         // No assistant line was seen (should not happen); fall back to the result text.
-        vec![serde_json::json!({"type": "text", "text": r.result.clone().unwrap_or_default()})]
+        vec![Block::Text(r.result.clone().unwrap_or_default())]
     } else {
-        content
+        cli::blocks(content)
     };
     TurnEvent::Done(TurnOutcome {
         content,
-        stop_reason: r.stop_reason,
+        stop_reason: StopReason::from_messages_api(r.stop_reason.as_deref()),
         usage: Usage {
             input_tokens: r.usage.input_tokens,
             output_tokens: r.usage.output_tokens,
@@ -376,6 +380,7 @@ impl Handler<RunTurn> for ClaudeProcess {
             interrupted: None,
             message_id: None,
             content: Vec::new(),
+            demux: cli::StreamDemux::default(),
             started: Instant::now(),
             submitted: req.submitted,
             first_token: None,

@@ -1,12 +1,12 @@
 //! The Anthropic Messages API on the wire: request validation into a [`TurnSpec`](super::TurnSpec)-to-be, the
-//! non-streaming response, and [`StreamTranslator`], which turns the CLI's raw streaming events
+//! non-streaming response, and [`StreamTranslator`], which turns a turn's typed events
 //! into the SSE events a client of `POST /v1/messages` expects.
-
-use std::collections::{HashMap, HashSet};
 
 use serde_json::{json, Map, Value};
 
-use super::{ChatMessage, PoolKey, Role, TurnOutcome, Usage};
+use super::{
+    Block, BlockKind, ChatMessage, PoolKey, Role, StopReason, TurnEvent, TurnOutcome, Usage,
+};
 
 /// A validated `POST /v1/messages` body.
 #[derive(Debug)]
@@ -225,12 +225,25 @@ pub fn models_page(names: &[String], q: &ModelsQuery) -> Result<Value, String> {
     }))
 }
 
-/// Content blocks a client may see: the CLI's thinking blocks were not asked for.
-fn visible(block: &Value) -> bool {
-    matches!(
-        block.get("type").and_then(Value::as_str),
-        Some("text") | Some("tool_use")
-    )
+/// The Messages API's name of a stop reason.
+pub fn stop_reason_name(reason: StopReason) -> &'static str {
+    match reason {
+        StopReason::EndTurn => "end_turn",
+        StopReason::MaxTokens => "max_tokens",
+        StopReason::ToolUse => "tool_use",
+        StopReason::StopSequence => "stop_sequence",
+        StopReason::Refusal => "refusal",
+    }
+}
+
+/// A finished block as a Messages API content block.
+fn block_json(block: &Block) -> Value {
+    match block {
+        Block::Text(text) => json!({"type": "text", "text": text}),
+        Block::ToolUse { id, name, input } => {
+            json!({"type": "tool_use", "id": id, "name": name, "input": input})
+        }
+    }
 }
 
 fn usage_json(u: &Usage) -> Value {
@@ -244,14 +257,14 @@ fn usage_json(u: &Usage) -> Value {
 
 /// The body of a non-streaming response.
 pub fn message_response(id: &str, model: &str, outcome: &TurnOutcome) -> Value {
-    let content: Vec<&Value> = outcome.content.iter().filter(|b| visible(b)).collect();
+    let content: Vec<Value> = outcome.content.iter().map(block_json).collect();
     json!({
         "id": id,
         "type": "message",
         "role": "assistant",
         "model": model,
         "content": content,
-        "stop_reason": outcome.stop_reason.as_deref().unwrap_or("end_turn"),
+        "stop_reason": stop_reason_name(outcome.stop_reason),
         "stop_sequence": null,
         "usage": usage_json(&outcome.usage),
     })
@@ -260,17 +273,15 @@ pub fn message_response(id: &str, model: &str, outcome: &TurnOutcome) -> Value {
 /// An SSE event: name and JSON data.
 pub type SseEvent = (&'static str, Value);
 
-/// Rewrites the CLI's streaming events for one client: the model name becomes the one the
-/// client asked for, thinking blocks are dropped and the rest renumbered, and the closing
-/// `message_delta` (with the turn's real usage) and `message_stop` are sent once the turn's
-/// result is known.
+/// Writes a turn's events as the Messages API's stream for one client: `message_start` before
+/// the first block, each block's start/delta/stop under the client's numbering, and the closing
+/// `message_delta` (with the turn's real usage) and `message_stop` once the outcome is known.
 pub struct StreamTranslator {
     model: String,
     message_id: String,
     started: bool,
-    /// Upstream block index → index the client sees, per upstream message.
-    indexes: HashMap<u64, u64>,
-    hidden: HashSet<u64>,
+    /// The index of the block now open, if any.
+    open: Option<u64>,
     next_index: u64,
     /// Blocks the client has seen start (if none by the end, they are made from the outcome).
     blocks_sent: u64,
@@ -282,85 +293,74 @@ impl StreamTranslator {
             model: model.to_string(),
             message_id: message_id.to_string(),
             started: false,
-            indexes: HashMap::new(),
-            hidden: HashSet::new(),
+            open: None,
             next_index: 0,
             blocks_sent: 0,
         }
     }
 
-    fn message_start(&mut self, usage: Value) -> SseEvent {
+    fn ensure_started(&mut self) -> Vec<SseEvent> {
+        if self.started {
+            return Vec::new();
+        }
         self.started = true;
-        (
+        vec![(
             "message_start",
             json!({"type": "message_start", "message": {
             "id": self.message_id, "type": "message", "role": "assistant", "model": self.model,
-            "content": [], "stop_reason": null, "stop_sequence": null, "usage": usage}}),
-        )
+            "content": [], "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 0, "output_tokens": 0}}}),
+        )]
     }
 
-    /// One raw event from the CLI → what the client gets now (possibly nothing).
-    pub fn event(&mut self, mut ev: Value) -> Vec<SseEvent> {
-        let kind = ev
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let upstream_index = ev.get("index").and_then(Value::as_u64);
-        match (kind.as_str(), upstream_index) {
-            ("message_start", _) => {
-                // A second message_start is the CLI retrying the upstream call: its blocks
-                // continue the stream under new indexes.
-                self.indexes.clear();
-                self.hidden.clear();
-                if self.started {
-                    return Vec::new();
-                }
-                let usage = ev
-                    .pointer("/message/usage")
-                    .cloned()
-                    .unwrap_or_else(|| json!({}));
-                vec![self.message_start(usage)]
-            }
-            ("content_block_start", Some(i)) => {
-                if !ev.pointer("/content_block").is_some_and(visible) {
-                    self.hidden.insert(i);
-                    return Vec::new();
-                }
-                let mut out = self.ensure_started();
-                self.indexes.insert(i, self.next_index);
-                ev["index"] = json!(self.next_index);
-                self.next_index += 1;
-                self.blocks_sent += 1;
-                out.push(("content_block_start", ev));
-                out
-            }
-            ("content_block_delta", Some(i)) | ("content_block_stop", Some(i)) => {
-                match self.indexes.get(&i) {
-                    Some(mine) if !self.hidden.contains(&i) => {
-                        ev["index"] = json!(*mine);
-                        vec![(
-                            if kind == "content_block_delta" {
-                                "content_block_delta"
-                            } else {
-                                "content_block_stop"
-                            },
-                            ev,
-                        )]
-                    }
-                    _ => Vec::new(),
-                }
-            }
-            // message_delta / message_stop wait for the result; ping and unknown events are dropped.
-            _ => Vec::new(),
+    fn delta(&self, delta: Value) -> Vec<SseEvent> {
+        match self.open {
+            Some(index) => vec![(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": index, "delta": delta}),
+            )],
+            None => Vec::new(),
         }
     }
 
-    fn ensure_started(&mut self) -> Vec<SseEvent> {
-        if self.started {
-            Vec::new()
-        } else {
-            vec![self.message_start(json!({"input_tokens": 0, "output_tokens": 0}))]
+    fn stop_block(&mut self) -> Vec<SseEvent> {
+        match self.open.take() {
+            Some(index) => vec![(
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": index}),
+            )],
+            None => Vec::new(),
+        }
+    }
+
+    /// One event of the turn → what the client gets now (possibly nothing).
+    pub fn event(&mut self, ev: &TurnEvent) -> Vec<SseEvent> {
+        match ev {
+            TurnEvent::BlockStarted(kind) => {
+                let mut out = self.ensure_started();
+                out.extend(self.stop_block());
+                let index = self.next_index;
+                self.next_index += 1;
+                self.blocks_sent += 1;
+                self.open = Some(index);
+                let block = match kind {
+                    BlockKind::Text => json!({"type": "text", "text": ""}),
+                    BlockKind::ToolUse { id, name } => {
+                        json!({"type": "tool_use", "id": id, "name": name, "input": {}})
+                    }
+                };
+                out.push((
+                    "content_block_start",
+                    json!({"type": "content_block_start", "index": index, "content_block": block}),
+                ));
+                out
+            }
+            TurnEvent::TextDelta(text) => self.delta(json!({"type": "text_delta", "text": text})),
+            TurnEvent::ToolInputDelta(partial) => {
+                self.delta(json!({"type": "input_json_delta", "partial_json": partial}))
+            }
+            TurnEvent::BlockStopped => self.stop_block(),
+            TurnEvent::Done(_) | TurnEvent::Failed(_) => Vec::new(),
         }
     }
 
@@ -368,36 +368,35 @@ impl StreamTranslator {
     /// non-streaming call), then the closing events.
     pub fn done(&mut self, outcome: &TurnOutcome) -> Vec<SseEvent> {
         let mut out = self.ensure_started();
+        out.extend(self.stop_block());
         if self.blocks_sent == 0 {
-            for block in outcome.content.iter().filter(|b| visible(b)) {
+            for block in &outcome.content {
                 let index = self.next_index;
                 self.next_index += 1;
                 out.extend(block_events(index, block));
             }
         }
-        out.push(("message_delta", json!({"type": "message_delta",
-            "delta": {"stop_reason": outcome.stop_reason.as_deref().unwrap_or("end_turn"), "stop_sequence": null},
-            "usage": usage_json(&outcome.usage)})));
+        out.push((
+            "message_delta",
+            json!({"type": "message_delta",
+            "delta": {"stop_reason": stop_reason_name(outcome.stop_reason), "stop_sequence": null},
+            "usage": usage_json(&outcome.usage)}),
+        ));
         out.push(("message_stop", json!({"type": "message_stop"})));
         out
     }
 }
 
 /// The start/delta/stop events of one whole block.
-fn block_events(index: u64, block: &Value) -> Vec<SseEvent> {
-    let (start, delta) = match block.get("type").and_then(Value::as_str) {
-        Some("tool_use") => {
-            let mut start = block.clone();
-            start["input"] = json!({});
-            let partial = block.get("input").map(Value::to_string).unwrap_or_default();
-            (
-                start,
-                json!({"type": "input_json_delta", "partial_json": partial}),
-            )
-        }
-        _ => (
+fn block_events(index: u64, block: &Block) -> Vec<SseEvent> {
+    let (start, delta) = match block {
+        Block::ToolUse { id, name, input } => (
+            json!({"type": "tool_use", "id": id, "name": name, "input": {}}),
+            json!({"type": "input_json_delta", "partial_json": input.to_string()}),
+        ),
+        Block::Text(text) => (
             json!({"type": "text", "text": ""}),
-            json!({"type": "text_delta", "text": block.get("text").and_then(Value::as_str).unwrap_or_default()}),
+            json!({"type": "text_delta", "text": text}),
         ),
     };
     vec![

@@ -63,17 +63,18 @@ fn rejects_bad_requests_with_field_names() {
 }
 
 #[test]
-fn translator_renames_model_hides_thinking_and_closes_with_usage() {
+fn translator_numbers_blocks_names_the_model_and_closes_with_usage() {
     let mut t = StreamTranslator::new("claude", "msg_1");
-    let mut out = t.event(json!({"type": "message_start", "message": {"model": "claude-sonnet-5-5", "usage": {"input_tokens": 11, "output_tokens": 1}}}));
-    out.extend(t.event(json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}})));
-    out.extend(t.event(json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "hm"}})));
-    out.extend(t.event(json!({"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}})));
-    out.extend(t.event(json!({"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "Hi"}})));
-    out.extend(t.event(json!({"type": "content_block_stop", "index": 1})));
-    out.extend(t.event(json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}})));
+    let mut out = t.event(&TurnEvent::BlockStarted(BlockKind::Text));
+    out.extend(t.event(&TurnEvent::TextDelta("Hi".into())));
+    out.extend(t.event(&TurnEvent::BlockStopped));
+    out.extend(t.event(&TurnEvent::BlockStarted(BlockKind::ToolUse {
+        id: "t1".into(),
+        name: "f".into(),
+    })));
+    out.extend(t.event(&TurnEvent::ToolInputDelta("{\"a\":1}".into())));
     let outcome = TurnOutcome {
-        stop_reason: Some("end_turn".into()),
+        stop_reason: StopReason::ToolUse,
         usage: Usage {
             input_tokens: 11,
             output_tokens: 7,
@@ -90,16 +91,21 @@ fn translator_renames_model_hides_thinking_and_closes_with_usage() {
             "content_block_start",
             "content_block_delta",
             "content_block_stop",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
             "message_delta",
             "message_stop"
         ]
     );
     assert_eq!(out[0].1["message"]["model"], "claude");
-    assert_eq!(
-        out[1].1["index"], 0,
-        "the text block is renumbered after the hidden thinking block"
-    );
-    assert_eq!(out[4].1["usage"]["output_tokens"], 7);
+    assert_eq!(out[1].1["index"], 0);
+    assert_eq!(out[4].1["index"], 1);
+    assert_eq!(out[4].1["content_block"]["name"], "f");
+    assert_eq!(out[5].1["delta"]["partial_json"], "{\"a\":1}");
+    assert_eq!(out[6].1["index"], 1, "the open block is closed at the end");
+    assert_eq!(out[7].1["delta"]["stop_reason"], "tool_use");
+    assert_eq!(out[7].1["usage"]["output_tokens"], 7);
 }
 
 #[test]
@@ -147,7 +153,7 @@ fn model_pages_follow_anthropic_paging() {
 fn translator_streams_outcome_when_the_cli_sent_no_deltas() {
     let mut t = StreamTranslator::new("claude", "msg_1");
     let outcome = TurnOutcome {
-        content: vec![json!({"type": "text", "text": "whole answer"})],
+        content: vec![Block::Text("whole answer".into())],
         ..Default::default()
     };
     let out = t.done(&outcome);

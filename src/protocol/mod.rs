@@ -180,14 +180,65 @@ pub struct TurnRequest {
     pub events: mpsc::UnboundedSender<TurnEvent>,
 }
 
-/// What a process reports about a running turn, in order: any number of `Stream`, then exactly
-/// one of `Done` or `Failed` (a channel closed without either means the process vanished).
+/// What a process reports about a running turn, in order: blocks (each `BlockStarted`, its
+/// deltas, `BlockStopped`), then exactly one of `Done` or `Failed` (a channel closed without
+/// either means the process vanished). Dialect-neutral: each dialect renders these itself, and
+/// each CLI driver produces them from its own wire format.
 #[derive(Debug)]
 pub enum TurnEvent {
-    /// A raw Messages-API streaming event from the CLI (`message_start`, `content_block_delta`, …).
-    Stream(Value),
+    /// A content block of the answer begins; its content follows as deltas.
+    BlockStarted(BlockKind),
+    /// Text of the open text block.
+    TextDelta(String),
+    /// A piece of the open tool call's input, as partial JSON.
+    ToolInputDelta(String),
+    /// The open block is complete.
+    BlockStopped,
     Done(TurnOutcome),
     Failed(ServeError),
+}
+
+/// What kind of block a `BlockStarted` opens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlockKind {
+    Text,
+    ToolUse { id: String, name: String },
+}
+
+/// One block of a finished answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Block {
+    Text(String),
+    ToolUse {
+        id: String,
+        name: String,
+        input: Value,
+    },
+}
+
+/// Why the model stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StopReason {
+    #[default]
+    EndTurn,
+    MaxTokens,
+    ToolUse,
+    StopSequence,
+    Refusal,
+}
+
+impl StopReason {
+    /// The Messages API's name, which the CLIs that speak it report (unknown names are an
+    /// ordinary end of turn).
+    pub fn from_messages_api(name: Option<&str>) -> Self {
+        match name {
+            Some("max_tokens") => Self::MaxTokens,
+            Some("tool_use") => Self::ToolUse,
+            Some("stop_sequence") => Self::StopSequence,
+            Some("refusal") => Self::Refusal,
+            _ => Self::EndTurn,
+        }
+    }
 }
 
 /// Token usage of one turn, summed over the upstream calls it made.
@@ -202,10 +253,23 @@ pub struct Usage {
 /// The end of a successful turn.
 #[derive(Debug, Clone, Default)]
 pub struct TurnOutcome {
-    /// Content blocks of the final assistant message (text and, with tools, tool_use).
-    pub content: Vec<Value>,
-    pub stop_reason: Option<String>,
+    /// The blocks of the final answer (text and, with tools, tool calls).
+    pub content: Vec<Block>,
+    pub stop_reason: StopReason,
     pub usage: Usage,
     pub cost_usd: f64,
     pub duration_ms: u64,
+}
+
+impl TurnOutcome {
+    /// The answer's text blocks, joined.
+    pub fn text(&self) -> String {
+        self.content
+            .iter()
+            .filter_map(|b| match b {
+                Block::Text(t) => Some(t.as_str()),
+                Block::ToolUse { .. } => None,
+            })
+            .collect()
+    }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{TurnOutcome, Usage};
+use super::{StopReason, TurnOutcome, Usage};
 
 /// One prompt to one backend.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -83,6 +83,17 @@ impl From<&Usage> for TokenUsage {
     }
 }
 
+/// The native API names stop reasons as the Messages API does.
+fn stop_reason_name(reason: StopReason) -> &'static str {
+    match reason {
+        StopReason::EndTurn => "end_turn",
+        StopReason::MaxTokens => "max_tokens",
+        StopReason::ToolUse => "tool_use",
+        StopReason::StopSequence => "stop_sequence",
+        StopReason::Refusal => "refusal",
+    }
+}
+
 impl PromptResult {
     pub fn new(
         backend: &str,
@@ -91,18 +102,12 @@ impl PromptResult {
         duration_ms: u64,
         request_id: &str,
     ) -> Self {
-        let output = outcome
-            .content
-            .iter()
-            .filter(|b| b.get("type").and_then(|t| t.as_str()) == Some("text"))
-            .filter_map(|b| b.get("text").and_then(|t| t.as_str()))
-            .collect::<Vec<_>>()
-            .join("");
+        let output = outcome.text();
         Self {
             backend: backend.to_string(),
             model: model.to_string(),
             output,
-            stop_reason: outcome.stop_reason.clone(),
+            stop_reason: Some(stop_reason_name(outcome.stop_reason).to_string()),
             duration_ms,
             token_usage: TokenUsage::from(&outcome.usage),
             cost_usd: outcome.cost_usd,

@@ -7,7 +7,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{ChatMessage, PoolKey, Role, TurnOutcome, Usage};
+use super::{ChatMessage, PoolKey, Role, StopReason, TurnEvent, TurnOutcome, Usage};
 
 /// A validated `POST /v1/chat/completions` body.
 #[derive(Debug)]
@@ -265,13 +265,13 @@ fn image_block(url: &str) -> Result<Value, String> {
     Err("image_url.url must be a data: URL or an http(s) URL".into())
 }
 
-/// Anthropic's `stop_reason` → OpenAI's `finish_reason`.
-pub fn finish_reason(stop_reason: Option<&str>) -> &'static str {
+/// Why the model stopped, as OpenAI's `finish_reason`.
+pub fn finish_reason(stop_reason: StopReason) -> &'static str {
     match stop_reason {
-        Some("max_tokens") | Some("model_context_window_exceeded") => "length",
-        Some("tool_use") => "tool_calls",
-        Some("refusal") => "content_filter",
-        _ => "stop",
+        StopReason::MaxTokens => "length",
+        StopReason::ToolUse => "tool_calls",
+        StopReason::Refusal => "content_filter",
+        StopReason::EndTurn | StopReason::StopSequence => "stop",
     }
 }
 
@@ -286,16 +286,6 @@ fn usage_json(u: &Usage) -> Value {
     })
 }
 
-/// The text of the turn's final message (thinking and tool blocks have no place in `content`).
-fn outcome_text(outcome: &TurnOutcome) -> String {
-    outcome
-        .content
-        .iter()
-        .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
-        .filter_map(|b| b.get("text").and_then(Value::as_str))
-        .collect()
-}
-
 /// The body of a non-streaming response.
 pub fn chat_completion(id: &str, model: &str, created: u64, outcome: &TurnOutcome) -> Value {
     json!({
@@ -305,8 +295,8 @@ pub fn chat_completion(id: &str, model: &str, created: u64, outcome: &TurnOutcom
         "model": model,
         "choices": [{
             "index": 0,
-            "message": {"role": "assistant", "content": outcome_text(outcome), "refusal": null},
-            "finish_reason": finish_reason(outcome.stop_reason.as_deref()),
+            "message": {"role": "assistant", "content": outcome.text(), "refusal": null},
+            "finish_reason": finish_reason(outcome.stop_reason),
             "logprobs": null,
         }],
         "usage": usage_json(&outcome.usage),
@@ -325,7 +315,7 @@ pub fn model_list(names: &[String]) -> Value {
 }
 
 /// Writes one turn as `chat.completion.chunk` objects: a first chunk with the role, one per text
-/// delta of the CLI (thinking and tool-input deltas are not content), then the chunk with
+/// text delta (tool-input deltas are not content), then the chunk with
 /// `finish_reason` and, if asked for, the usage chunk.
 pub struct ChunkWriter {
     id: String,
@@ -369,14 +359,10 @@ impl ChunkWriter {
         vec![self.chunk(json!({"role": "assistant", "content": ""}), None)]
     }
 
-    /// One raw event from the CLI → the chunks the client gets now.
-    pub fn event(&mut self, event: &Value) -> Vec<Value> {
+    /// One event of the turn → the chunks the client gets now.
+    pub fn event(&mut self, event: &TurnEvent) -> Vec<Value> {
         let mut out = self.ensure_role();
-        let is_text_delta = event.get("type").and_then(Value::as_str)
-            == Some("content_block_delta")
-            && event.pointer("/delta/type").and_then(Value::as_str) == Some("text_delta");
-        let text = event.pointer("/delta/text").and_then(Value::as_str);
-        if let (true, Some(text)) = (is_text_delta, text) {
+        if let TurnEvent::TextDelta(text) = event {
             if !text.is_empty() {
                 self.text_sent = true;
                 out.push(self.chunk(json!({"content": text}), None));
@@ -389,11 +375,11 @@ impl ChunkWriter {
     /// non-streaming call), the finish chunk and the usage chunk.
     pub fn done(&mut self, outcome: &TurnOutcome) -> Vec<Value> {
         let mut out = self.ensure_role();
-        let text = outcome_text(outcome);
+        let text = outcome.text();
         if !self.text_sent && !text.is_empty() {
             out.push(self.chunk(json!({"content": text}), None));
         }
-        let reason = finish_reason(outcome.stop_reason.as_deref());
+        let reason = finish_reason(outcome.stop_reason);
         out.push(self.chunk(json!({}), Some(reason)));
         if self.include_usage {
             let mut last = self.chunk(json!({}), None);

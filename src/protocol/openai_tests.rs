@@ -1,4 +1,5 @@
 use super::*;
+use crate::protocol::BlockKind;
 
 fn parse(v: Value) -> Result<ChatRequest, Invalid> {
     parse_request(v.to_string().as_bytes())
@@ -60,15 +61,13 @@ fn unsupported_requests_name_their_param() {
 #[test]
 fn chunks_start_with_the_role_and_end_with_finish_and_usage() {
     let mut w = ChunkWriter::new("chatcmpl-1", "claude", 1, true);
-    let delta = |t: &str| json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}});
-    let mut chunks = w.event(&json!({"type": "message_start"}));
+    let delta = |t: &str| TurnEvent::TextDelta(t.into());
+    let mut chunks = w.event(&TurnEvent::BlockStarted(BlockKind::Text));
     chunks.extend(w.event(&delta("Hel")));
-    chunks.extend(w.event(
-        &json!({"type": "content_block_delta", "delta": {"type": "thinking_delta", "thinking": "hm"}}),
-    ));
+    chunks.extend(w.event(&TurnEvent::ToolInputDelta("{}".into())));
     chunks.extend(w.event(&delta("lo")));
     let outcome = TurnOutcome {
-        stop_reason: Some("max_tokens".into()),
+        stop_reason: StopReason::MaxTokens,
         ..TurnOutcome::default()
     };
     chunks.extend(w.done(&outcome));
