@@ -1,5 +1,5 @@
 //! clinvoker serves the Anthropic Messages API, the OpenAI Chat Completions API and a native REST
-//! API from pools of long-lived Claude Code processes, so programs written against the official
+//! API from pools of long-lived AI coding CLI processes (Claude Code today), so programs written against the official
 //! SDKs can use the CLI as their model without paying a cold start per request.
 //!
 //! # Layout
@@ -16,8 +16,10 @@
 //!   (`balance` its start/bind/retire policy, `dispatch` which process takes a request,
 //!   [`supervisor::stats`] its counters),
 //!   [`supervisor::admin`] the operators' commands and snapshots.
-//! - [`process`]: the process actor wrapping one CLI child; [`process::cli`] is the CLI's NDJSON
-//!   protocol, `turn` drives one turn, [`process::spawn`] is the only code that starts processes.
+//! - [`process`]: the process actor ([`process::CliProcess`]) wrapping one CLI child: pipes,
+//!   watchdogs, lifecycle, the turns it runs. [`process::driver`] holds one sans-IO driver per
+//!   CLI protocol (lines and turn events in and out, no IO); [`process::spawn`] is the only code
+//!   that starts processes.
 //! - [`metrics`]: Prometheus collectors; [`error`]: the failures below the HTTP layer.
 //!
 //! # Theory of operation
@@ -26,18 +28,23 @@
 //! submits it through [`supervisor::SupervisorHandle`] and gets back the receiving end of the
 //! turn's event channel.
 //!
-//! The [`supervisor::SessionSupervisor`] owns every pool. It gives the turn to an idle process of
-//! the pool, or queues it (bounded, with a timeout) while a process is started or a spare is bound
+//! The [`supervisor::SessionSupervisor`] owns every pool. It gives the turn to a free
+//! conversation slot of a process of the pool, or queues it (bounded, with a timeout) while a process is started or a spare is bound
 //! to the pool's system prompt, or refuses it at once when the queue is full. Nothing else holds
 //! pool state: limits, queueing and recovery are messages to and from this actor.
 //!
-//! A [`process::ClaudeProcess`] feeds the turn to its CLI child: switch model if needed, replay
-//! the prior turns (`shouldQuery:false` user lines and assistant lines, so the model sees real
-//! history), send the prompt, and forward each streaming event into the channel. The `result`
-//! line ends the turn; `rewind_conversation` then empties the conversation so the next request
-//! starts clean. A request timeout or a dropped receiver (client gone) interrupts the turn; a
-//! child that does not stop, writes garbage or never becomes ready is killed; its exit is reported
-//! to the supervisor, which replaces it.
+//! A [`process::CliProcess`] hands the turn to its driver, which turns it into the CLI's lines
+//! (Claude Code: switch model if needed, replay the prior turns as `shouldQuery:false` user lines
+//! and assistant lines so the model sees real history, send the prompt) and the CLI's output into
+//! typed, dialect-neutral [`protocol::TurnEvent`]s for the turn's channel. The final event goes to
+//! the client at once; the driver then resets the conversation slot (`rewind_conversation`) and
+//! releases it, and only then does the supervisor count the slot as free. A request timeout or a
+//! dropped receiver (client gone) interrupts the turn; a child that does not stop, writes garbage
+//! or never becomes ready is killed; its exit is reported to the supervisor, which replaces it.
+//!
+//! Who owns what: a process reports its lifecycle (starting, ready, draining, exited) and the end
+//! of each turn; the supervisor owns occupancy (which turn runs in which conversation slot of
+//! which process, by turn id). Interrupts, cancels and reports name the turn.
 //!
 //! The handler renders the events: collected into one response, or streamed as SSE. A failure
 //! before the first event is an HTTP error status; after it, a final `error` event.

@@ -113,6 +113,7 @@ fn plan(state: &AppState, p: &PromptRequest, request_id: &str) -> Result<Planned
         }
     };
     let pool = PoolKey {
+        backend: Backend::Claude,
         system_prompt: p.system_prompt.clone().unwrap_or_default(),
         workdir,
         profile,

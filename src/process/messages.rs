@@ -5,7 +5,22 @@ use actix::Message;
 use crate::error::ServeError;
 use crate::protocol::{TurnRequest, Usage};
 
-use super::state::StateName;
+/// A turn's id, given by the supervisor when it dispatches the turn; unique for the server's
+/// life. Interrupts, cancels and reports name the turn they are about.
+pub type TurnId = u64;
+
+/// Where a process is in its life, as the process reports it. Which turns it runs (its
+/// occupancy) is not part of this: that is the supervisor's, which dispatched them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// Started; not ready for turns yet (probing, binding).
+    Starting,
+    /// Takes turns (a spare: takes a bind).
+    Ready,
+    /// Ending: takes nothing new; running turns may still finish.
+    Draining,
+    Exited,
+}
 
 /// Supervisor → process: bind the process to a system prompt with its first `initialize`
 /// (the readiness probe). A process answers `Ready` (or exits) afterwards.
@@ -21,16 +36,20 @@ pub struct Bind {
 #[rtype(result = "()")]
 pub struct Probe;
 
-/// Supervisor → process: run one turn. Sent only to a process the supervisor saw become idle;
-/// a process that is not idle fails the turn at once.
+/// Supervisor → process: run one turn. Sent only when the supervisor counts a free conversation
+/// slot on a ready process; a process that has none fails the turn at once.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct RunTurn(pub TurnRequest);
+pub struct RunTurn {
+    pub turn: TurnId,
+    pub request: TurnRequest,
+}
 
-/// Anyone → process: stop the running turn (if any) with `reason` as the client's error.
+/// Supervisor → process: stop `turn` (if it still runs) with `reason` as the client's error.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Interrupt {
+    pub turn: TurnId,
     pub reason: ServeError,
 }
 
@@ -42,7 +61,7 @@ pub struct Retire {
     pub grace: std::time::Duration,
 }
 
-/// Supervisor → process: kill the child now; the running turn fails with `ProcessExited`.
+/// Supervisor → process: kill the child now; its running turns fail with `ProcessExited`.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Kill;
@@ -57,11 +76,14 @@ pub struct ProcessNotice {
 
 #[derive(Debug)]
 pub enum ProcessEvent {
-    /// The process entered a new state (for the admin view and pool bookkeeping).
-    StateChanged(StateName),
-    /// A turn ended and the process was reset. `reusable: false` means the reset failed and the
-    /// process is retiring itself.
+    /// The process entered a new stage of its life.
+    StateChanged(Lifecycle),
+    /// `turn`'s client has its answer (or error); the conversation slot it used is being reset.
+    TurnAnswered { turn: TurnId },
+    /// `turn`'s slot is free again. `reusable: false` means the reset failed and the process is
+    /// retiring itself.
     TurnFinished {
+        turn: TurnId,
         reusable: bool,
         report: Box<TurnReport>,
     },

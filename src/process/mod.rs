@@ -1,28 +1,29 @@
-//! The CLI process actor: one [`ClaudeProcess`] owns one long-lived Claude Code child and speaks
-//! its stream-json protocol.
+//! The CLI process actor: one [`CliProcess`] owns one long-lived CLI child — its pipes, its
+//! watchdogs, its lifecycle — and speaks the CLI's protocol through a sans-IO
+//! [`driver::Driver`].
 //!
-//! A turn is a queue of [`Step`](state::Step)s (switch model, replay history, send the prompt) taken one at a
-//! time as the CLI acknowledges each; the CLI's `stream_event` lines go to the turn's event
-//! channel as they arrive; the `result` line ends the turn; a `rewind_conversation` then empties
-//! the conversation so the next request starts clean. Every wait has a watchdog that kills the
-//! child when it expires; a dead child is reported to the supervisor, which replaces it.
+//! The actor feeds the driver (bind, begin turn, interrupt turn, each stdout line) and carries out
+//! what it hands back: lines go to the child's stdin, turn events to the turns' channels, and
+//! the lifecycle and each turn's end to the supervisor. Every wait has a watchdog that kills the
+//! child when it expires (not ready in time, a turn that ignores its interrupt, a reset that
+//! never answers); a dead child fails its turns and is reported to the supervisor, which
+//! replaces it.
 //!
 //! The actor works on any reader/writer pair ([`ProcessIo`]); only [`spawn`] starts processes.
 
-pub mod cli;
+pub mod driver;
 pub mod messages;
 pub mod spawn;
 pub mod state;
 #[cfg(test)]
 mod tests;
-mod turn;
+mod turns;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use actix::prelude::*;
 use futures_util::StreamExt;
-use serde_json::Value;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::process::Child;
 use tokio::sync::mpsc;
@@ -30,12 +31,11 @@ use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 
 use crate::error::ServeError;
 use crate::protocol::TurnEvent;
+use driver::{Driver, DriverEvent, Outbox};
 pub use messages::*;
 pub use spawn::ProcessIo;
-use state::ProcessState;
-pub use state::StateName;
+use state::{ActiveTurn, ProcessState};
 
-const BACKEND: &str = "claude";
 /// Longest stdout line accepted; a result echoing a large answer fits easily.
 const MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
 const STDERR_LINES_KEPT: usize = 20;
@@ -48,8 +48,11 @@ pub struct ProcessLimits {
     pub interrupt_grace: Duration,
 }
 
-pub struct ClaudeProcess {
+pub struct CliProcess {
     id: u64,
+    /// The backend's name, for errors and logs.
+    backend: &'static str,
+    driver: Box<dyn Driver>,
     supervisor: Recipient<ProcessNotice>,
     /// Lines for the writer task that owns the child's stdin. Dropping it (retiring) ends that
     /// task, which drops stdin: the CLI sees EOF and exits.
@@ -57,23 +60,18 @@ pub struct ClaudeProcess {
     /// The OS child (None in tests on in-memory pipes); reaped when stdout closes.
     child: Option<Child>,
     state: ProcessState,
-    /// The state name the supervisor last heard of (states are sometimes swapped out in place).
-    reported: StateName,
     /// Bumped on every state change; a watchdog armed in one state does nothing in a later one.
     epoch: u64,
     limits: ProcessLimits,
-    /// The model the CLI currently runs (switched per turn with `set_model`).
-    model: String,
-    /// Whether the process ever answered its readiness probe (else its exit is a failed start).
+    /// The turns it runs, at most the driver's capacity; the supervisor counts the same ones.
+    turns: BTreeMap<TurnId, ActiveTurn>,
+    /// Whether the process ever became ready (else its exit is a failed start).
     was_ready: bool,
-    /// Set by `Retire` while a turn runs: drain once it is over.
-    retire_after_turn: Option<Duration>,
+    /// Set by `Retire` while turns run: drain once they are over.
+    retire_after_turns: Option<Duration>,
     /// Why the server ended the process, when it did (reported instead of the bare exit status).
     exit_reason: Option<String>,
     stderr_tail: VecDeque<String>,
-    /// The CLI's `total_cost_usd` is cumulative; per-turn cost is the difference.
-    last_total_cost: f64,
-    next_control: u64,
     /// stdout ended and the child is being reaped; the actor stops once that is done.
     reaping: bool,
 }
@@ -81,12 +79,13 @@ pub struct ClaudeProcess {
 /// A stderr line, wrapped so it has its own `StreamHandler` beside stdout's.
 struct StderrLine(Result<String, LinesCodecError>);
 
-impl ClaudeProcess {
-    /// Starts the actor on `io`. `model` is the model the CLI was started with.
+impl CliProcess {
+    /// Starts the actor on `io`, speaking `backend`'s protocol through `driver`.
     pub fn start(
         id: u64,
         io: ProcessIo,
-        model: String,
+        backend: &'static str,
+        driver: Box<dyn Driver>,
         limits: ProcessLimits,
         supervisor: Recipient<ProcessNotice>,
     ) -> Addr<Self> {
@@ -100,20 +99,19 @@ impl ClaudeProcess {
             }
             Self {
                 id,
+                backend,
+                driver,
                 supervisor,
                 stdin: Some(spawn_writer(id, io.stdin)),
                 child: io.child,
                 state: ProcessState::Spawned,
-                reported: StateName::Starting,
                 epoch: 0,
                 limits,
-                model,
+                turns: BTreeMap::new(),
                 was_ready: false,
-                retire_after_turn: None,
+                retire_after_turns: None,
                 exit_reason: None,
                 stderr_tail: VecDeque::new(),
-                last_total_cost: 0.0,
-                next_control: 0,
                 reaping: false,
             }
         })
@@ -125,29 +123,48 @@ impl ClaudeProcess {
     }
 
     fn set_state(&mut self, state: ProcessState) {
+        let before = self.state.lifecycle();
         self.state = state;
         self.epoch += 1;
-        let name = self.state.name();
-        if name != self.reported {
-            log::debug!("process {}: {:?} -> {name:?}", self.id, self.reported);
-            self.reported = name;
-            self.notify(ProcessEvent::StateChanged(name));
+        let now = state.lifecycle();
+        if now != before {
+            log::debug!("process {}: {before:?} -> {now:?}", self.id);
+            self.notify(ProcessEvent::StateChanged(now));
         }
     }
 
-    fn write(&mut self, line: &Value) {
-        // serde_json never emits a raw newline, so one value is always exactly one line.
+    /// Writes the driver's lines and acts on its events, in order.
+    fn apply(&mut self, out: Outbox, ctx: &mut Context<Self>) {
         if let Some(stdin) = &self.stdin {
-            // A closed writer means the child is gone; stdout's EOF reports that.
-            let _ = stdin.send(line.to_string());
+            for line in out.lines {
+                // A closed writer means the child is gone; stdout's EOF reports that.
+                let _ = stdin.send(line);
+            }
+        }
+        for event in out.events {
+            match event {
+                DriverEvent::Probed if self.state == ProcessState::Probing => {
+                    self.was_ready = true;
+                    self.set_state(ProcessState::Unbound);
+                }
+                DriverEvent::Ready if self.state == ProcessState::Binding => {
+                    self.was_ready = true;
+                    self.set_state(ProcessState::Ready);
+                }
+                DriverEvent::Probed | DriverEvent::Ready => {}
+                DriverEvent::StartFailed(why) => self.kill(why, ctx),
+                DriverEvent::Turn { turn, event } => self.on_turn_event(turn, event, ctx),
+                DriverEvent::Released { turn, reusable } => self.on_released(turn, reusable, ctx),
+                DriverEvent::Violation(detail) => self.protocol_violation(detail, ctx),
+            }
         }
     }
 
-    fn control(&mut self, request: Value) -> String {
-        self.next_control += 1;
-        let id = format!("clinvoker-{}-{}", self.id, self.next_control);
-        self.write(&cli::control_line(&id, request));
-        id
+    /// Runs a driver call and applies what it produced.
+    fn drive(&mut self, ctx: &mut Context<Self>, call: impl FnOnce(&mut dyn Driver, &mut Outbox)) {
+        let mut out = Outbox::default();
+        call(self.driver.as_mut(), &mut out);
+        self.apply(out, ctx);
     }
 
     /// Kills the child if the process is still in the state it was in when this was armed.
@@ -187,9 +204,22 @@ impl ClaudeProcess {
             ctx,
         );
     }
+
+    /// A broken protocol makes the process untrustworthy: its turns fail with the reason, and
+    /// it is killed.
+    fn protocol_violation(&mut self, detail: String, ctx: &mut Context<Self>) {
+        log::warn!("process {}: {detail}", self.id);
+        for turn in self.turns.values_mut() {
+            turn.interrupted = Some(ServeError::BackendProtocol {
+                backend: self.backend,
+                detail: detail.clone(),
+            });
+        }
+        self.kill(detail, ctx);
+    }
 }
 
-impl Actor for ClaudeProcess {
+impl Actor for CliProcess {
     type Context = Context<Self>;
 }
 
@@ -218,25 +248,15 @@ fn spawn_writer(
     tx
 }
 
-impl StreamHandler<Result<String, LinesCodecError>> for ClaudeProcess {
+impl StreamHandler<Result<String, LinesCodecError>> for CliProcess {
     fn handle(&mut self, item: Result<String, LinesCodecError>, ctx: &mut Self::Context) {
-        let line = match item {
-            Ok(line) => line,
-            Err(e) => return self.protocol_violation(format!("unreadable stdout: {e}"), ctx),
-        };
-        if line.trim().is_empty() {
-            return;
-        }
-        match cli::parse_line(&line) {
-            Ok(parsed) => self.on_line(parsed, ctx),
-            Err(_) => {
-                let shown: String = line.chars().take(120).collect();
-                self.protocol_violation(format!("non-JSON line on stdout: {shown:?}"), ctx)
-            }
+        match item {
+            Ok(line) => self.drive(ctx, |d, out| d.on_line(&line, out)),
+            Err(e) => self.protocol_violation(format!("unreadable stdout: {e}"), ctx),
         }
     }
 
-    /// stdout closed: the child is gone (or going). Reap it, fail any turn, tell the supervisor.
+    /// stdout closed: the child is gone (or going). Reap it, fail its turns, tell the supervisor.
     fn finished(&mut self, ctx: &mut Self::Context) {
         if self.reaping {
             return;
@@ -261,28 +281,28 @@ impl StreamHandler<Result<String, LinesCodecError>> for ClaudeProcess {
             tokio::time::sleep(Duration::from_millis(50)).await;
             status
         };
-        // Nothing new is accepted while the child is reaped; the turn (if any) fails afterwards,
-        // with the exit status.
-        let turn = match std::mem::replace(&mut self.state, ProcessState::Draining) {
-            ProcessState::Busy(turn) => Some(turn),
-            _ => None,
-        };
+        // Nothing new is accepted while the child is reaped; the turns fail afterwards, with the
+        // exit status.
+        self.set_state(ProcessState::Draining);
+        self.stdin = None;
         ctx.spawn(reap.into_actor(self).map(move |status, act, ctx| {
             let status = match act.exit_reason.take() {
                 Some(reason) => format!("{reason} ({status})"),
                 None => status,
             };
-            if let Some(turn) = turn {
+            for (_, turn) in std::mem::take(&mut act.turns) {
                 for timer in turn.timers {
                     ctx.cancel_future(timer);
                 }
                 let reason = turn
                     .interrupted
                     .unwrap_or_else(|| ServeError::ProcessExited {
-                        backend: BACKEND,
+                        backend: act.backend,
                         status: status.clone(),
                     });
-                let _ = turn.events.send(TurnEvent::Failed(reason));
+                if let Some(events) = turn.events {
+                    let _ = events.send(TurnEvent::Failed(reason));
+                }
             }
             act.set_state(ProcessState::Exited);
             let stderr_tail = act
@@ -301,7 +321,7 @@ impl StreamHandler<Result<String, LinesCodecError>> for ClaudeProcess {
     }
 }
 
-impl StreamHandler<StderrLine> for ClaudeProcess {
+impl StreamHandler<StderrLine> for CliProcess {
     fn handle(&mut self, StderrLine(item): StderrLine, _ctx: &mut Self::Context) {
         if let Ok(line) = item {
             log::debug!("process {} stderr: {line}", self.id);
@@ -316,66 +336,65 @@ impl StreamHandler<StderrLine> for ClaudeProcess {
     fn finished(&mut self, _ctx: &mut Self::Context) {}
 }
 
-impl Handler<Bind> for ClaudeProcess {
+impl Handler<Bind> for CliProcess {
     type Result = ();
 
     fn handle(&mut self, msg: Bind, ctx: &mut Self::Context) {
         if !matches!(
             self.state,
-            ProcessState::Spawned | ProcessState::Probing { .. } | ProcessState::Unbound
+            ProcessState::Spawned | ProcessState::Probing | ProcessState::Unbound
         ) {
             log::warn!("process {}: bind ignored, already bound", self.id);
             return;
         }
-        let control_id = self.control(cli::initialize_request(&msg.system_prompt));
-        self.set_state(ProcessState::Initializing { control_id });
+        self.set_state(ProcessState::Binding);
         let after = self.limits.ready_timeout;
         self.arm_watchdog(
             after,
             format!("did not become ready within {}s", after.as_secs()),
             ctx,
         );
+        self.drive(ctx, |d, out| d.bind(&msg.system_prompt, out));
     }
 }
 
-impl Handler<Probe> for ClaudeProcess {
+impl Handler<Probe> for CliProcess {
     type Result = ();
 
     fn handle(&mut self, _: Probe, ctx: &mut Self::Context) {
-        if !matches!(self.state, ProcessState::Spawned) {
+        if self.state != ProcessState::Spawned {
             return;
         }
-        let control_id = self.control(cli::probe_request());
-        self.set_state(ProcessState::Probing { control_id });
+        self.set_state(ProcessState::Probing);
         let after = self.limits.ready_timeout;
         self.arm_watchdog(
             after,
             format!("did not answer its probe within {}s", after.as_secs()),
             ctx,
         );
+        self.drive(ctx, |d, out| d.probe(out));
     }
 }
 
-impl Handler<Retire> for ClaudeProcess {
+impl Handler<Retire> for CliProcess {
     type Result = ();
 
     fn handle(&mut self, msg: Retire, ctx: &mut Self::Context) {
-        match self.state {
-            ProcessState::Busy(_) | ProcessState::Resetting { .. } => {
-                self.retire_after_turn = Some(msg.grace);
-                // The turn gets the whole grace period; past it the process is killed.
-                self.arm_watchdog(
-                    msg.grace,
-                    "turn outlived the shutdown grace period".into(),
-                    ctx,
-                );
-            }
-            _ => self.drain(msg.grace, ctx),
+        if self.turns.is_empty() {
+            return self.drain(msg.grace, ctx);
         }
+        self.retire_after_turns = Some(msg.grace);
+        // The turns get the whole grace period; past it the process is killed.
+        ctx.run_later(msg.grace, |act, ctx| {
+            if !act.turns.is_empty() {
+                log::warn!("process {}: turns outlived the grace period", act.id);
+                act.kill("turn outlived the shutdown grace period".into(), ctx);
+            }
+        });
     }
 }
 
-impl Handler<Kill> for ClaudeProcess {
+impl Handler<Kill> for CliProcess {
     type Result = ();
 
     fn handle(&mut self, _: Kill, ctx: &mut Self::Context) {

@@ -12,6 +12,9 @@ use tokio::sync::mpsc;
 use super::*;
 use crate::protocol::{ChatMessage, PoolKey, Role, StopReason, TurnRequest};
 
+/// The id the tests' turns run under.
+const TURN: TurnId = 7;
+
 const LIMITS: ProcessLimits = ProcessLimits {
     request_timeout: Duration::from_secs(30),
     ready_timeout: Duration::from_secs(10),
@@ -104,7 +107,7 @@ impl Cli {
 }
 
 struct Harness {
-    process: Addr<ClaudeProcess>,
+    process: Addr<CliProcess>,
     cli: Cli,
     notices: mpsc::UnboundedReceiver<ProcessEvent>,
 }
@@ -120,7 +123,8 @@ fn start(model: &str) -> Harness {
         stderr: None,
         child: None,
     };
-    let process = ClaudeProcess::start(1, io, model.into(), LIMITS, collector.recipient());
+    let driver = Box::new(driver::claude::ClaudeDriver::new(1, model.into()));
+    let process = CliProcess::start(1, io, "claude", driver, LIMITS, collector.recipient());
     let (_unused_read, stdout) = tokio::io::split(cli_stdout);
     Harness {
         process,
@@ -137,8 +141,8 @@ impl Harness {
         self.notices.recv().await.expect("the process reports")
     }
 
-    /// Waits for the state `want`, skipping other notices.
-    async fn state(&mut self, want: StateName) {
+    /// Waits for the lifecycle stage `want`, skipping other notices.
+    async fn state(&mut self, want: Lifecycle) {
         loop {
             if let ProcessEvent::StateChanged(s) = self.notice().await {
                 if s == want {
@@ -148,10 +152,21 @@ impl Harness {
         }
     }
 
-    async fn turn_finished(&mut self) -> (bool, TurnReport) {
+    /// Waits for `turn`'s answer, then its slot's release: whether reusable, and the report.
+    async fn turn_finished(&mut self, turn: TurnId) -> (bool, TurnReport) {
+        let mut answered = false;
         loop {
-            if let ProcessEvent::TurnFinished { reusable, report } = self.notice().await {
-                return (reusable, *report);
+            match self.notice().await {
+                ProcessEvent::TurnAnswered { turn: t } if t == turn => answered = true,
+                ProcessEvent::TurnFinished {
+                    turn: t,
+                    reusable,
+                    report,
+                } if t == turn => {
+                    assert!(answered, "the answer is reported before the slot is free");
+                    return (reusable, *report);
+                }
+                _ => {}
             }
         }
     }
@@ -171,7 +186,7 @@ impl Harness {
         });
         let init = self.cli.expect_control("initialize", json!({})).await;
         assert_eq!(init["request"]["systemPrompt"], system);
-        self.state(StateName::Idle).await;
+        self.state(Lifecycle::Ready).await;
     }
 
     fn run(
@@ -181,16 +196,19 @@ impl Harness {
         prompt: &str,
     ) -> mpsc::UnboundedReceiver<TurnEvent> {
         let (events, rx) = mpsc::unbounded_channel();
-        self.process.do_send(RunTurn(TurnRequest {
-            request_id: "req_1".into(),
-            pool: PoolKey::default_pool(),
-            cli_model: model.into(),
-            history,
-            prompt: json!(prompt),
-            meta: Default::default(),
-            submitted: std::time::Instant::now(),
-            events,
-        }));
+        self.process.do_send(RunTurn {
+            turn: TURN,
+            request: TurnRequest {
+                request_id: "req_1".into(),
+                pool: PoolKey::default_pool(),
+                cli_model: model.into(),
+                history,
+                prompt: json!(prompt),
+                meta: Default::default(),
+                submitted: std::time::Instant::now(),
+                events,
+            },
+        });
         rx
     }
 }
@@ -263,11 +281,14 @@ async fn a_turn_switches_model_replays_history_streams_and_rewinds() {
         rewind["request"]["last_seen_user_message_uuid"],
         prompt["uuid"]
     );
-    let (reusable, report) = h.turn_finished().await;
+    let (reusable, report) = h.turn_finished(TURN).await;
     assert!(reusable);
     assert_eq!(report.end, TurnEnd::Ok);
     assert_eq!(report.model, "opus");
-    h.state(StateName::Idle).await;
+    // The process takes the next turn.
+    let _next = h.run("opus", Vec::new(), "q3");
+    let next = h.cli.read().await;
+    assert_eq!(next["message"]["content"], "q3");
 }
 
 #[actix_rt::test]
@@ -310,10 +331,9 @@ async fn a_client_that_goes_away_interrupts_its_turn_and_the_process_is_reused()
     h.cli
         .expect_control("rewind_conversation", json!({"rewound": true}))
         .await;
-    let (reusable, report) = h.turn_finished().await;
+    let (reusable, report) = h.turn_finished(TURN).await;
     assert!(reusable);
     assert_eq!(report.end, TurnEnd::Cancelled);
-    h.state(StateName::Idle).await;
 }
 
 #[actix_rt::test]

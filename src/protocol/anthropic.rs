@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 use super::{
     Block, BlockKind, ChatMessage, PoolKey, Role, StopReason, TurnEvent, TurnOutcome, Usage,
 };
+use crate::config::Backend;
 
 /// A validated `POST /v1/messages` body.
 #[derive(Debug)]
@@ -21,7 +22,7 @@ pub struct MessagesRequest {
 
 impl MessagesRequest {
     pub fn pool(&self) -> PoolKey {
-        PoolKey::chat(self.system.clone())
+        PoolKey::chat(Backend::Claude, self.system.clone())
     }
 }
 

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::config::Backend;
 use crate::error::ServeError;
 
 /// Who said a message in a conversation.
@@ -31,6 +32,8 @@ pub struct ChatMessage {
 /// What a pool's processes cannot change once started: requests with equal keys share a pool.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PoolKey {
+    /// The CLI the pool's processes run.
+    pub backend: Backend,
     /// The system prompt bound at the process's first `initialize` ("" = none).
     pub system_prompt: String,
     /// The processes' working directory (None: the server's empty scratch directory).
@@ -48,36 +51,62 @@ pub enum Profile {
 }
 
 impl PoolKey {
-    /// The pool of requests without a system prompt, kept warm with `pool.min_idle` processes.
+    /// Claude Code's pool of requests without a system prompt, kept warm with `pool.min_idle`
+    /// processes.
     pub fn default_pool() -> Self {
-        Self::chat(String::new())
+        Self::default_of(Backend::Claude)
+    }
+
+    /// `backend`'s pool of requests without a system prompt.
+    pub fn default_of(backend: Backend) -> Self {
+        Self::chat(backend, String::new())
     }
 
     /// A chat pool in the scratch directory.
-    pub fn chat(system_prompt: String) -> Self {
+    pub fn chat(backend: Backend, system_prompt: String) -> Self {
         Self {
+            backend,
             system_prompt,
             workdir: None,
             profile: Profile::Chat,
         }
     }
 
+    /// Whether this is its backend's default pool.
     pub fn is_default(&self) -> bool {
-        *self == Self::default_pool()
+        *self == Self::default_of(self.backend)
     }
 
-    /// Whether a pre-started spare (chat profile, scratch directory) can join this pool.
+    /// Whether a pre-started spare of its backend (chat profile, scratch directory) can join
+    /// this pool.
     pub fn takes_spares(&self) -> bool {
         self.workdir.is_none() && self.profile == Profile::Chat
     }
 
-    /// A short, stable, printable name for logs and the admin API.
+    /// A short, stable, printable name for logs and the admin API: `backend/id`.
     pub fn name(&self) -> String {
-        format!("claude/{}", self.id())
+        format!("{}/{}", self.backend.name(), self.id())
     }
 
-    /// The pool's id in admin URLs: `default`, or kind and hash (`sys-1a2b3c4d`).
+    /// The pool's id in admin URLs: `default`, or kind and hash (`sys-1a2b3c4d`); prefixed with
+    /// the backend (`codex-default`) for every backend but Claude Code, whose ids came first.
     pub fn id(&self) -> String {
+        let prefix = match self.backend {
+            Backend::Claude => String::new(),
+            other => format!("{}-", other.name()),
+        };
+        format!("{prefix}{}", self.local_id())
+    }
+
+    /// The admin id of `backend`'s spares (processes not bound to a pool yet).
+    pub fn spare_id(backend: Backend) -> String {
+        match backend {
+            Backend::Claude => "spare".to_string(),
+            other => format!("{}-spare", other.name()),
+        }
+    }
+
+    fn local_id(&self) -> String {
         if self.is_default() {
             return "default".to_string();
         }

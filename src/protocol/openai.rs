@@ -8,6 +8,7 @@
 use serde_json::{json, Map, Value};
 
 use super::{ChatMessage, PoolKey, Role, StopReason, TurnEvent, TurnOutcome, Usage};
+use crate::config::Backend;
 
 /// A validated `POST /v1/chat/completions` body.
 #[derive(Debug)]
@@ -25,7 +26,7 @@ pub struct ChatRequest {
 
 impl ChatRequest {
     pub fn pool(&self) -> PoolKey {
-        PoolKey::chat(self.system.clone())
+        PoolKey::chat(Backend::Claude, self.system.clone())
     }
 }
 

@@ -7,10 +7,9 @@ use std::time::Instant;
 use actix::prelude::*;
 
 use super::messages::*;
-use super::pool::{Action, Book};
+use super::pool::{Action, Book, StateName};
 use super::SessionSupervisor;
 use crate::error::ServeError;
-use crate::process::StateName;
 use crate::protocol::PoolKey;
 
 /// The pseudo-pool of spares (processes not bound to a system prompt yet).
@@ -79,11 +78,7 @@ impl Book {
         let mut actions = Vec::new();
         let mut excess = self.live_in(key).saturating_sub(max);
         for (id, slot) in self.processes.iter_mut() {
-            if excess > 0
-                && slot.pool.as_ref() == Some(key)
-                && !slot.retiring
-                && slot.state == StateName::Idle
-            {
+            if excess > 0 && slot.pool.as_ref() == Some(key) && !slot.retiring && slot.idle() {
                 slot.retiring = true;
                 excess -= 1;
                 actions.push(Action::Retire { process: *id });
@@ -129,11 +124,15 @@ impl Book {
         }
         self.processes
             .iter()
-            .find(|(_, s)| s.request_id.as_deref() == Some(request_id))
-            .map(|(id, _)| {
+            .find_map(|(id, s)| {
+                let (turn, _) = s.running().find(|(_, o)| o.request_id == request_id)?;
+                Some((*id, *turn))
+            })
+            .map(|(process, turn)| {
                 (
                     Action::Interrupt {
-                        process: *id,
+                        process,
+                        turn,
                         reason: ServeError::CancelledByAdmin,
                     },
                     "running",
@@ -174,15 +173,17 @@ impl SessionSupervisor {
         Some(ProcessStatus {
             id,
             pid: s.pid,
-            state: s.state,
+            state: s.state(),
+            slots_in_use: s.occupants.len(),
+            slots: s.capacity,
             turns: s.turns,
             resets: s.resets,
             age_secs: now.duration_since(s.started).as_secs(),
-            idle_secs: match s.state {
+            idle_secs: match s.state() {
                 StateName::Idle => now.duration_since(s.last_used).as_secs(),
                 _ => 0,
             },
-            request_id: s.request_id.clone(),
+            request_id: s.running().next().map(|(_, o)| o.request_id.clone()),
             retiring: s.retiring,
             rss_bytes,
             cpu_secs,
@@ -198,7 +199,7 @@ impl SessionSupervisor {
         PoolStatus {
             id: key.map_or_else(|| SPARE.to_string(), PoolKey::id),
             name: key.map_or_else(|| format!("claude/{SPARE}"), PoolKey::name),
-            backend: "claude",
+            backend: key.map_or("claude", |k| k.backend.name()),
             system_prompt: key.map(PoolKey::summary).unwrap_or_default(),
             draining: queue.is_some_and(|q| q.draining),
             limits: PoolLimitsView {
@@ -302,18 +303,18 @@ impl Handler<GetRequests> for SessionSupervisor {
                 bytes_streamed: 0,
             })
         });
-        let running = self.book.processes.iter().filter_map(|(id, s)| {
-            let (meta, since) = s.running.as_ref()?;
-            Some(RequestStatus {
-                id: s.request_id.clone().unwrap_or_default(),
-                dialect: meta.dialect().to_string(),
-                model: meta.model().to_string(),
+        let running = self.book.processes.iter().flat_map(|(id, s)| {
+            s.running().map(move |(_, o)| RequestStatus {
+                id: o.request_id.clone(),
+                dialect: o.meta.dialect().to_string(),
+                model: o.meta.model().to_string(),
                 pool: s.pool.as_ref().map_or_else(String::new, PoolKey::name),
                 process: Some(*id),
                 pid: Some(s.pid),
                 state: "running",
-                age_ms: now.duration_since(*since).as_millis() as u64,
-                bytes_streamed: meta
+                age_ms: now.duration_since(o.since).as_millis() as u64,
+                bytes_streamed: o
+                    .meta
                     .bytes_streamed
                     .load(std::sync::atomic::Ordering::Relaxed),
             })

@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use super::pool::{Action, Book};
-use crate::process::StateName;
+use super::pool::{Action, Book, Slot};
+use crate::config::Backend;
+use crate::process::Lifecycle;
 use crate::protocol::PoolKey;
 
 impl Book {
@@ -27,41 +28,52 @@ impl Book {
             .collect();
         for key in keys {
             let waiting = self.pools[&key].queue.len();
-            // Starting and resetting (≈1 ms from idle) processes will take a waiting request.
-            let coming = self.count(|s| {
-                s.pool.as_ref() == Some(&key)
-                    && s.active()
-                    && matches!(s.state, StateName::Starting | StateName::Resetting)
-            });
+            // Starting processes and resetting slots (≈1 ms from free) will take a waiting
+            // request.
+            let coming: usize = self
+                .processes
+                .values()
+                .filter(|s| s.pool.as_ref() == Some(&key) && s.active())
+                .map(|s| match s.lifecycle {
+                    Lifecycle::Starting => s.capacity,
+                    _ => s
+                        .occupants
+                        .values()
+                        .filter(|o| o.answered.is_some())
+                        .count(),
+                })
+                .sum();
             for _ in coming..waiting {
                 if self.live_in(&key) >= self.max_for(&key) {
                     break;
                 }
                 // A probed (idle) spare first, else one still starting.
+                let spare_of = |s: &Slot| s.pool.is_none() && s.backend == key.backend;
                 let spare = match key.takes_spares() {
                     true => self
-                        .find(|s| s.pool.is_none() && s.free())
-                        .or_else(|| self.find(|s| s.pool.is_none() && s.active())),
+                        .find(|s| spare_of(s) && s.free())
+                        .or_else(|| self.find(|s| spare_of(s) && s.active())),
                     false => None,
                 };
                 if let Some(spare) = spare {
                     if let Some(slot) = self.processes.get_mut(&spare) {
                         slot.pool = Some(key.clone());
-                        // Binding takes an `initialize` (≈20 ms): not free before it reports idle.
-                        slot.state = StateName::Starting;
+                        // Binding takes an `initialize` (≈20 ms): not free before it reports
+                        // ready again.
+                        slot.lifecycle = Lifecycle::Starting;
                     }
                     actions.push(Action::Bind {
                         process: spare,
                         pool: key.clone(),
                     });
                 } else if self.processes.len() < self.limits.max_total_processes {
-                    actions.push(self.add(Some(key.clone()), now));
+                    actions.push(self.add(key.backend, Some(key.clone()), now));
                 } else {
                     // Full: make room by retiring the longest-idle process of another pool.
                     let victim = self
                         .processes
                         .iter()
-                        .filter(|(_, s)| s.free() && s.pool.as_ref() != Some(&key))
+                        .filter(|(_, s)| s.active() && s.idle() && s.pool.as_ref() != Some(&key))
                         .min_by_key(|(_, s)| s.last_used)
                         .map(|(id, _)| *id);
                     if let Some(id) = victim {
@@ -77,7 +89,7 @@ impl Book {
         let keys: Vec<PoolKey> = self.pools.keys().cloned().collect();
         for key in keys {
             let warm = self.count(|s| {
-                s.pool.as_ref() == Some(&key) && s.active() && s.state != StateName::Busy
+                s.pool.as_ref() == Some(&key) && s.active() && s.running().next().is_none()
             });
             for _ in warm..self.min_idle_for(&key) {
                 if self.live_in(&key) >= self.max_for(&key)
@@ -85,15 +97,16 @@ impl Book {
                 {
                     break;
                 }
-                actions.push(self.add(Some(key.clone()), now));
+                actions.push(self.add(key.backend, Some(key.clone()), now));
             }
         }
+        // Spares are Claude Code's: its cold start is what a new system prompt would wait for.
         let spares = self.count(|s| s.pool.is_none() && s.active());
         for _ in spares..self.limits.spare_processes {
             if self.processes.len() >= self.limits.max_total_processes {
                 break;
             }
-            actions.push(self.add(None, now));
+            actions.push(self.add(Backend::Claude, None, now));
         }
         actions
     }
@@ -117,7 +130,7 @@ impl Book {
             let Some(slot) = self.processes.get(&id) else {
                 continue;
             };
-            if !slot.free() {
+            if !(slot.active() && slot.idle()) {
                 continue;
             }
             let too_old = now.duration_since(slot.started) >= max_age;

@@ -6,8 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::pool::{Action, Book, Waiting};
-use crate::process::StateName;
+use super::pool::{Action, Book, Occupant, Waiting};
 use crate::protocol::{PoolKey, TurnRequest};
 
 impl Book {
@@ -21,9 +20,8 @@ impl Book {
         let since = self
             .processes
             .values()
-            .filter(|s| s.pool.as_ref() == Some(key) && s.active())
-            // Set exactly while the process is `Resetting`.
-            .filter_map(|s| s.resetting_since)
+            .filter(|s| s.pool.as_ref() == Some(key) && s.active() && !s.free())
+            .filter_map(|s| s.resetting_since())
             .max()?;
         let waited = now.saturating_duration_since(since);
         (waited < window).then(|| window - waited)
@@ -57,17 +55,13 @@ impl Book {
     }
 
     /// Gives waiting requests of `key` to its free processes, oldest request first.
-    pub fn assign(&mut self, key: &PoolKey) -> Vec<Action> {
+    pub fn assign(&mut self, key: &PoolKey, now: Instant) -> Vec<Action> {
         let mut actions = Vec::new();
         while let Some(id) = self.free_process(key) {
             let Some(request) = self.pop_waiting(key) else {
                 break;
             };
-            self.mark_busy(id, &request);
-            actions.push(Action::Dispatch {
-                process: id,
-                request,
-            });
+            actions.push(self.dispatch(id, request, now));
         }
         actions
     }
@@ -82,24 +76,39 @@ impl Book {
         None
     }
 
-    pub(super) fn mark_busy(&mut self, id: u64, request: &TurnRequest) {
+    /// Gives `request` a new turn id and one of process `id`'s conversation slots.
+    pub(super) fn dispatch(&mut self, id: u64, request: TurnRequest, now: Instant) -> Action {
+        self.next_turn += 1;
+        let turn = self.next_turn;
         if let Some(slot) = self.processes.get_mut(&id) {
-            slot.state = StateName::Busy;
-            slot.request_id = Some(request.request_id.clone());
-            slot.running = Some((request.meta.clone(), Instant::now()));
+            slot.occupants.insert(
+                turn,
+                Occupant {
+                    request_id: request.request_id.clone(),
+                    meta: request.meta.clone(),
+                    since: now,
+                    answered: None,
+                },
+            );
             let pool = slot.pool.as_ref().map_or_else(String::new, PoolKey::name);
             let _ = request.meta.placement.set((pool, slot.pid));
+        }
+        Action::Dispatch {
+            process: id,
+            turn,
+            request,
         }
     }
 
     /// The most recently used free process of `key`: a process that just served is faster on
     /// its next turn than one that sat idle (measured: spreading back-to-back turns over eight
     /// processes cost ≈ 5 ms each), and the rest age out under the idle timeout together.
+    /// Processes that host several conversations fill up before another is used.
     pub(super) fn free_process(&self, key: &PoolKey) -> Option<u64> {
         self.processes
             .iter()
             .filter(|(_, s)| s.pool.as_ref() == Some(key) && s.free())
-            .max_by_key(|(_, s)| s.last_used)
+            .max_by_key(|(_, s)| (s.occupants.len(), s.last_used))
             .map(|(id, _)| *id)
     }
 }

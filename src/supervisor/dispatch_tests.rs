@@ -1,21 +1,26 @@
 use super::*;
+use crate::process::TurnId;
 use crate::supervisor::pool::tests::{limits, ok_report, request, warm_book};
+use crate::supervisor::pool::StateName;
 
-fn dispatched_to(actions: &[Action]) -> Option<u64> {
+fn dispatched(actions: &[Action]) -> Option<(u64, TurnId)> {
     actions.iter().find_map(|a| match a {
-        Action::Dispatch { process, .. } => Some(*process),
+        Action::Dispatch { process, turn, .. } => Some((*process, *turn)),
         _ => None,
     })
+}
+
+fn dispatched_to(actions: &[Action]) -> Option<u64> {
+    dispatched(actions).map(|(process, _)| process)
 }
 
 /// Runs one request on `process` (which must be the one chosen) and brings it back to idle at
 /// `idle_at`.
 fn serve_on(book: &mut Book, key: &PoolKey, name: &str, at: Instant, idle_at: Instant) -> u64 {
     let (r, _rx) = request(name, key);
-    let id = dispatched_to(&book.submit(r, at)).expect("dispatched");
-    book.state_changed(id, StateName::Resetting, idle_at);
-    book.turn_finished(id, &ok_report(), true);
-    book.state_changed(id, StateName::Idle, idle_at);
+    let (id, turn) = dispatched(&book.submit(r, at)).expect("dispatched");
+    book.turn_answered(id, turn, idle_at);
+    book.turn_finished(id, turn, &ok_report(), true, idle_at);
     id
 }
 
@@ -30,14 +35,13 @@ fn the_most_recently_used_idle_process_serves_next() {
     // Two processes busy at once; the one that finishes last is the most recently used.
     let (r1, _rx1) = request("r1", &key);
     let (r2, _rx2) = request("r2", &key);
-    let a = dispatched_to(&book.submit(r1, t0)).expect("r1");
-    let b = dispatched_to(&book.submit(r2, t0)).expect("r2");
+    let a = dispatched(&book.submit(r1, t0)).expect("r1");
+    let b = dispatched(&book.submit(r2, t0)).expect("r2");
     // `b` is the higher id, so "lowest id first" would not choose it.
     let (a, b) = (a.min(b), a.max(b));
-    book.turn_finished(a, &ok_report(), true);
-    book.state_changed(a, StateName::Idle, ms(30));
-    book.turn_finished(b, &ok_report(), true);
-    book.state_changed(b, StateName::Idle, ms(40));
+    book.turn_finished(a.0, a.1, &ok_report(), true, ms(30));
+    book.turn_finished(b.0, b.1, &ok_report(), true, ms(40));
+    let b = b.0;
     // Later requests go to `b` (not the lowest id) while it is free.
     for (n, at) in [("r3", 100), ("r4", 200)] {
         assert_eq!(serve_on(&mut book, &key, n, ms(at), ms(at + 20)), b, "{n}");
@@ -59,8 +63,8 @@ fn a_request_waits_briefly_for_the_process_that_is_resetting() {
     l.reuse_wait_ms = 10;
     let mut book = warm_book(l, t0);
     let (r1, _rx1) = request("r1", &key);
-    let hot = dispatched_to(&book.submit(r1, t0)).expect("r1");
-    book.state_changed(hot, StateName::Resetting, ms(50));
+    let (hot, turn) = dispatched(&book.submit(r1, t0)).expect("r1");
+    book.turn_answered(hot, turn, ms(50));
 
     // 3 ms into the reset: queued for the rest of the window, although others are idle.
     let (r2, _rx2) = request("r2", &key);
@@ -77,13 +81,17 @@ fn a_request_waits_briefly_for_the_process_that_is_resetting() {
     let other = dispatched_to(&book.submit(r3, ms(54))).expect("r3 at once");
     assert_ne!(other, hot);
     // The reset ends: the waiting request goes to the process it waited for.
-    book.turn_finished(hot, &ok_report(), true);
-    let a = book.state_changed(hot, StateName::Idle, ms(55));
-    assert_eq!(dispatched_to(&a), Some(hot), "{a:?}");
-    assert_eq!(book.processes[&hot].request_id.as_deref(), Some("r2"));
+    let a = book.turn_finished(hot, turn, &ok_report(), true, ms(55));
+    let (to, turn) = dispatched(&a).expect("r2");
+    assert_eq!(to, hot, "{a:?}");
+    let running: Vec<&str> = book.processes[&hot]
+        .running()
+        .map(|(_, o)| o.request_id.as_str())
+        .collect();
+    assert_eq!(running, ["r2"]);
 
     // A reset older than the window is not waited for.
-    book.state_changed(hot, StateName::Resetting, ms(100));
+    book.turn_answered(hot, turn, ms(100));
     let (r4, _rx4) = request("r4", &key);
     let to = dispatched_to(&book.submit(r4, ms(111))).expect("r4 at once");
     assert_ne!(to, hot);
@@ -95,12 +103,12 @@ fn a_reset_that_takes_too_long_hands_the_waiting_request_to_a_free_process() {
     let key = PoolKey::default_pool();
     let mut book = warm_book(limits(2, 2, 0, 4), t0);
     let (r1, _rx1) = request("r1", &key);
-    let hot = dispatched_to(&book.submit(r1, t0)).expect("r1");
-    book.state_changed(hot, StateName::Resetting, t0);
+    let (hot, turn) = dispatched(&book.submit(r1, t0)).expect("r1");
+    book.turn_answered(hot, turn, t0);
     let (r2, _rx2) = request("r2", &key);
     assert_eq!(dispatched_to(&book.submit(r2, t0)), None);
     // The recheck fires with the reset still running.
-    let a = book.assign(&key);
+    let a = book.assign(&key, t0);
     let to = dispatched_to(&a).expect("assigned");
     assert_ne!(to, hot);
     assert!(book.pools[&key].queue.is_empty());
@@ -114,9 +122,43 @@ fn reuse_wait_zero_always_takes_an_idle_process() {
     l.reuse_wait_ms = 0;
     let mut book = warm_book(l, t0);
     let (r1, _rx1) = request("r1", &key);
-    let hot = dispatched_to(&book.submit(r1, t0)).expect("r1");
-    book.state_changed(hot, StateName::Resetting, t0);
+    let (hot, turn) = dispatched(&book.submit(r1, t0)).expect("r1");
+    book.turn_answered(hot, turn, t0);
     let (r2, _rx2) = request("r2", &key);
     let to = dispatched_to(&book.submit(r2, t0)).expect("at once");
     assert_ne!(to, hot);
+}
+
+#[test]
+fn a_process_with_two_slots_fills_up_before_another_is_used() {
+    let t0 = Instant::now();
+    let key = PoolKey::default_pool();
+    let mut l = limits(2, 2, 0, 4);
+    l.reuse_wait_ms = 0;
+    let mut book = Book::new(l);
+    book.capacity.insert(crate::config::Backend::Claude, 2);
+    for a in book.rebalance(t0) {
+        if let Action::Spawn { process, .. } = a {
+            book.state_changed(process, crate::process::Lifecycle::Ready, t0);
+        }
+    }
+    let (r1, _rx1) = request("r1", &key);
+    let (r2, _rx2) = request("r2", &key);
+    let (r3, _rx3) = request("r3", &key);
+    let (p1, t1) = dispatched(&book.submit(r1, t0)).expect("r1");
+    let (p2, t2) = dispatched(&book.submit(r2, t0)).expect("r2");
+    assert_eq!(p1, p2, "the second conversation joins the first process");
+    assert_ne!(t1, t2, "each turn has its own id");
+    assert_eq!(book.processes[&p1].state(), StateName::Busy);
+    let p3 = dispatched_to(&book.submit(r3, t0)).expect("r3");
+    assert_ne!(p3, p1, "a full process is not free");
+    // One slot answered, the other still running: busy; both answered: resetting.
+    book.turn_answered(p1, t1, t0);
+    assert_eq!(book.processes[&p1].state(), StateName::Busy);
+    book.turn_answered(p1, t2, t0);
+    assert_eq!(book.processes[&p1].state(), StateName::Resetting);
+    book.turn_finished(p1, t1, &ok_report(), true, t0);
+    book.turn_finished(p1, t2, &ok_report(), true, t0);
+    assert_eq!(book.processes[&p1].state(), StateName::Idle);
+    assert_eq!(book.processes[&p1].turns, 2);
 }

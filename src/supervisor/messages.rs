@@ -6,8 +6,8 @@ use actix::Message;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::pool::StateName;
 use super::stats::{Counters, Latency, RecentError};
-use crate::process::StateName;
 use crate::protocol::TurnRequest;
 
 /// Handle → supervisor: serve this turn. Every outcome, refusal included, arrives on the
@@ -66,6 +66,9 @@ pub struct ProcessStatus {
     pub id: u64,
     pub pid: u32,
     pub state: StateName,
+    /// Conversation slots in use (running or resetting a turn), of `slots`.
+    pub slots_in_use: usize,
+    pub slots: usize,
     pub turns: u32,
     pub resets: u32,
     pub age_secs: u64,

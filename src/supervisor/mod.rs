@@ -22,14 +22,16 @@ use tokio::sync::oneshot;
 use crate::config::{Backend, Settings};
 use crate::error::ServeError;
 use crate::metrics::Metrics;
+use crate::process::driver::claude::ClaudeDriver;
 use crate::process::spawn::{self, SpawnSpec};
 use crate::process::{
-    Bind, ClaudeProcess, Interrupt, Kill, Probe, ProcessEvent, ProcessLimits, ProcessNotice,
-    Retire, RunTurn, StateName,
+    Bind, CliProcess, Interrupt, Kill, Probe, ProcessEvent, ProcessLimits, ProcessNotice, Retire,
+    RunTurn,
 };
 use crate::protocol::{PoolKey, TurnEvent};
 pub use handle::SupervisorHandle;
 use messages::*;
+pub use pool::StateName;
 use pool::{Action, Book};
 
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
@@ -49,7 +51,7 @@ pub struct SessionSupervisor {
     limits: ProcessLimits,
     book: Book,
     /// The actor of every process in `book.processes` that was started successfully.
-    addrs: HashMap<u64, Addr<ClaudeProcess>>,
+    addrs: HashMap<u64, Addr<CliProcess>>,
     phase: Phase,
     metrics: Arc<Metrics>,
     /// Each pool's counters at the last metrics sync (metric counters only go up by deltas).
@@ -100,7 +102,7 @@ impl SessionSupervisor {
                 .pool
                 .as_ref()
                 .map_or_else(|| format!("claude/{}", admin::SPARE), PoolKey::name);
-            let state = serde_json::to_value(slot.state).ok();
+            let state = serde_json::to_value(slot.state()).ok();
             let state = state.as_ref().and_then(|v| v.as_str()).unwrap_or("unknown");
             m.pool_processes.with_label_values(&[&pool, state]).inc();
         }
@@ -137,11 +139,15 @@ impl SessionSupervisor {
     fn run(&mut self, actions: Vec<Action>, ctx: &mut Context<Self>) {
         for action in actions {
             match action {
-                Action::Dispatch { process, request } => match self.addrs.get(&process) {
-                    Some(addr) => addr.do_send(RunTurn(request)),
+                Action::Dispatch {
+                    process,
+                    turn,
+                    request,
+                } => match self.addrs.get(&process) {
+                    Some(addr) => addr.do_send(RunTurn { turn, request }),
                     None => fail(request.events, unavailable("the chosen process is gone")),
                 },
-                Action::Spawn { process, pool } => self.start_process(process, pool, ctx),
+                Action::Spawn { process, pool, .. } => self.start_process(process, pool, ctx),
                 Action::Bind { process, pool } => {
                     if let Some(addr) = self.addrs.get(&process) {
                         log::info!("process {process}: bound to pool {}", pool.name());
@@ -162,9 +168,13 @@ impl SessionSupervisor {
                     log::info!("request {}: refused: {error}", request.request_id);
                     fail(request.events, error);
                 }
-                Action::Interrupt { process, reason } => {
+                Action::Interrupt {
+                    process,
+                    turn,
+                    reason,
+                } => {
                     if let Some(addr) = self.addrs.get(&process) {
-                        addr.do_send(Interrupt { reason });
+                        addr.do_send(Interrupt { turn, reason });
                     }
                 }
                 Action::Kill { process } => {
@@ -182,7 +192,7 @@ impl SessionSupervisor {
                 }
                 Action::Recheck { pool, after } => {
                     ctx.run_later(after, move |act, ctx| {
-                        let mut actions = act.book.assign(&pool);
+                        let mut actions = act.book.assign(&pool, Instant::now());
                         actions.extend(act.book.rebalance(Instant::now()));
                         act.run(actions, ctx);
                     });
@@ -200,8 +210,15 @@ impl SessionSupervisor {
             Ok((io, pid)) => {
                 self.book.started(id, pid);
                 let model = self.settings.backends.claude.default_model.clone();
-                let addr =
-                    ClaudeProcess::start(id, io, model, self.limits, ctx.address().recipient());
+                let driver = Box::new(ClaudeDriver::new(id, model));
+                let addr = CliProcess::start(
+                    id,
+                    io,
+                    "claude",
+                    driver,
+                    self.limits,
+                    ctx.address().recipient(),
+                );
                 let pool_name = pool
                     .as_ref()
                     .map_or_else(|| "spare".to_string(), PoolKey::name);
@@ -310,10 +327,18 @@ impl Handler<ProcessNotice> for SessionSupervisor {
         let now = Instant::now();
         let actions = match event {
             ProcessEvent::StateChanged(state) => self.book.state_changed(id, state, now),
-            ProcessEvent::TurnFinished { reusable, report } => {
+            ProcessEvent::TurnAnswered { turn } => {
+                self.book.turn_answered(id, turn, now);
+                Vec::new()
+            }
+            ProcessEvent::TurnFinished {
+                turn,
+                reusable,
+                report,
+            } => {
                 let pool = self.pool_name_of(id);
                 self.metrics.turn(&pool, &report);
-                self.book.turn_finished(id, &report, reusable)
+                self.book.turn_finished(id, turn, &report, reusable, now)
             }
             ProcessEvent::Exited {
                 status,
@@ -347,7 +372,7 @@ impl Handler<GetHealth> for SessionSupervisor {
 
     fn handle(&mut self, _: GetHealth, _: &mut Self::Context) -> Self::Result {
         let procs = &self.book.processes;
-        let count = |s: StateName| procs.values().filter(|p| p.state == s).count();
+        let count = |s: StateName| procs.values().filter(|p| p.state() == s).count();
         let found = self.cli_path.is_some();
         let degraded = !found || self.book.start_failures > 0;
         MessageResult(HealthStatus {

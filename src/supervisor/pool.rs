@@ -7,27 +7,58 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
+use serde::Serialize;
+
 use super::stats::PoolStats;
-use crate::config::PoolSettings;
+use crate::config::{Backend, PoolSettings};
 use crate::error::ServeError;
-use crate::process::{StateName, TurnReport};
+use crate::process::{Lifecycle, TurnId, TurnReport};
 use crate::protocol::{PoolKey, RequestMeta, TurnRequest};
+
+/// What the admin views call a process's state: its lifecycle (reported by the process) and, once
+/// ready, its occupancy (the turns the supervisor gave it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StateName {
+    Starting,
+    /// Ready with no turn running.
+    Idle,
+    /// Running at least one turn.
+    Busy,
+    /// Its turns are answered; a conversation slot is being reset.
+    Resetting,
+    Draining,
+    Exited,
+}
+
+/// A turn the supervisor gave a process: one of its conversation slots.
+#[derive(Debug)]
+pub struct Occupant {
+    pub request_id: String,
+    /// The request's metadata, for the admin views.
+    pub meta: Arc<RequestMeta>,
+    /// When it was dispatched.
+    pub since: Instant,
+    /// When its client got the answer and the slot began to reset (`TurnAnswered`).
+    pub answered: Option<Instant>,
+}
 
 /// One live process as the supervisor sees it.
 #[derive(Debug)]
 pub struct Slot {
+    pub backend: Backend,
     /// The pool it is bound to; `None` for a spare not bound to a system prompt yet.
     pub pool: Option<PoolKey>,
-    pub state: StateName,
+    /// Written only from the process's own reports (and `Starting` while a spare is bound).
+    pub lifecycle: Lifecycle,
+    /// Conversations it can run at once (its CLI driver's capacity).
+    pub capacity: usize,
+    /// The turns it runs or resets, by turn id. Written only by the book.
+    pub occupants: BTreeMap<TurnId, Occupant>,
     pub pid: u32,
     pub started: Instant,
     pub turns: u32,
-    pub request_id: Option<String>,
-    /// The running request's metadata and start (for the admin views).
-    pub running: Option<(Arc<RequestMeta>, Instant)>,
     pub last_used: Instant,
-    /// When its reset after a turn began (while `state` is `Resetting`).
-    pub resetting_since: Option<Instant>,
     /// Told to retire: never given work again, counted until it exits.
     pub retiring: bool,
     pub resets: u32,
@@ -35,17 +66,17 @@ pub struct Slot {
 }
 
 impl Slot {
-    fn new(pool: Option<PoolKey>, now: Instant) -> Self {
+    fn new(backend: Backend, pool: Option<PoolKey>, capacity: usize, now: Instant) -> Self {
         Self {
+            backend,
             pool,
-            state: StateName::Starting,
+            lifecycle: Lifecycle::Starting,
+            capacity,
+            occupants: BTreeMap::new(),
             pid: 0,
             started: now,
             turns: 0,
-            request_id: None,
-            running: None,
             last_used: now,
-            resetting_since: None,
             retiring: false,
             resets: 0,
             last_error: None,
@@ -54,11 +85,38 @@ impl Slot {
 
     /// Will serve (or is serving) requests of its pool.
     pub(super) fn active(&self) -> bool {
-        !self.retiring && !matches!(self.state, StateName::Draining | StateName::Exited)
+        !self.retiring && matches!(self.lifecycle, Lifecycle::Starting | Lifecycle::Ready)
     }
 
+    /// Ready with a conversation slot to spare.
     pub(super) fn free(&self) -> bool {
-        self.active() && self.state == StateName::Idle
+        self.active() && self.lifecycle == Lifecycle::Ready && self.occupants.len() < self.capacity
+    }
+
+    /// Ready and running nothing.
+    pub(super) fn idle(&self) -> bool {
+        self.lifecycle == Lifecycle::Ready && self.occupants.is_empty()
+    }
+
+    /// Turns running (not yet answered).
+    pub fn running(&self) -> impl Iterator<Item = (&TurnId, &Occupant)> {
+        self.occupants.iter().filter(|(_, o)| o.answered.is_none())
+    }
+
+    /// When its newest reset began, while one runs.
+    pub(super) fn resetting_since(&self) -> Option<Instant> {
+        self.occupants.values().filter_map(|o| o.answered).max()
+    }
+
+    pub fn state(&self) -> StateName {
+        match self.lifecycle {
+            Lifecycle::Starting => StateName::Starting,
+            Lifecycle::Draining => StateName::Draining,
+            Lifecycle::Exited => StateName::Exited,
+            Lifecycle::Ready if self.running().next().is_some() => StateName::Busy,
+            Lifecycle::Ready if !self.occupants.is_empty() => StateName::Resetting,
+            Lifecycle::Ready => StateName::Idle,
+        }
     }
 }
 
@@ -85,11 +143,19 @@ pub struct PoolQueue {
 /// What the supervisor must do after an event.
 #[derive(Debug)]
 pub enum Action {
-    /// Give `request` to process `process` (already marked busy).
-    Dispatch { process: u64, request: TurnRequest },
-    /// Start process `process` (already in the book as `Starting`), bound to `pool` at once, or a
-    /// spare when `pool` is `None`.
-    Spawn { process: u64, pool: Option<PoolKey> },
+    /// Give `request` to process `process` as `turn` (already counted in its occupants).
+    Dispatch {
+        process: u64,
+        turn: TurnId,
+        request: TurnRequest,
+    },
+    /// Start process `process` of `backend` (already in the book as `Starting`), bound to `pool`
+    /// at once, or a spare when `pool` is `None`.
+    Spawn {
+        process: u64,
+        backend: Backend,
+        pool: Option<PoolKey>,
+    },
     /// Bind spare `process` to `pool` (its system prompt).
     Bind { process: u64, pool: PoolKey },
     /// End process `process` once its current turn (if any) is over.
@@ -104,8 +170,12 @@ pub enum Action {
     /// A request of `pool` waits for a resetting process: after `after`, give the pool's waiting
     /// requests to whatever processes are free then ([`Book::assign`]).
     Recheck { pool: PoolKey, after: Duration },
-    /// Stop the running turn of `process` with `reason`.
-    Interrupt { process: u64, reason: ServeError },
+    /// Stop `turn` on `process` with `reason`.
+    Interrupt {
+        process: u64,
+        turn: TurnId,
+        reason: ServeError,
+    },
     /// Kill `process` now.
     Kill { process: u64 },
 }
@@ -116,6 +186,9 @@ pub struct Book {
     pub pools: BTreeMap<PoolKey, PoolQueue>,
     next_id: u64,
     pub(super) next_ticket: u64,
+    pub(super) next_turn: TurnId,
+    /// Conversations one process of each backend runs at once (1 when not set).
+    pub capacity: BTreeMap<Backend, usize>,
     /// Consecutive processes that exited before becoming ready; pauses spares/min_idle refills.
     pub start_failures: u32,
     pub refill_paused_until: Option<Instant>,
@@ -135,6 +208,8 @@ impl Book {
             pools,
             next_id: 0,
             next_ticket: 0,
+            next_turn: 0,
+            capacity: BTreeMap::new(),
             start_failures: 0,
             refill_paused_until: None,
             last_start_error: None,
@@ -162,20 +237,14 @@ impl Book {
             return self.enqueue(request, now, Some(wait));
         }
         if let Some(id) = self.free_process(&key) {
-            self.mark_busy(id, &request);
-            return vec![Action::Dispatch {
-                process: id,
-                request,
-            }];
+            return vec![self.dispatch(id, request, now)];
         }
         let processes = self.live_in(&key);
         if processes == 0 && self.refill_paused_until.is_some_and(|t| now < t) {
             let reason = self.last_start_error.clone().unwrap_or_default();
+            let backend = key.backend.name();
             self.pools.entry(key).or_default().stats.counters.failed += 1;
-            let error = ServeError::BackendUnavailable {
-                backend: "claude",
-                reason,
-            };
+            let error = ServeError::BackendUnavailable { backend, reason };
             return vec![Action::Fail { request, error }];
         }
         let max_queue = self.limits.max_queue;
@@ -218,65 +287,83 @@ impl Book {
         }
     }
 
-    /// A process changed state; when one becomes idle, waiting requests of its pool are assigned.
-    pub fn state_changed(&mut self, id: u64, state: StateName, now: Instant) -> Vec<Action> {
+    /// A process reported a new stage of its life; one that became ready takes waiting requests.
+    pub fn state_changed(&mut self, id: u64, lifecycle: Lifecycle, now: Instant) -> Vec<Action> {
         let Some(slot) = self.processes.get_mut(&id) else {
             return Vec::new();
         };
-        slot.state = state;
-        slot.resetting_since = (state == StateName::Resetting).then_some(now);
-        if state != StateName::Idle {
+        let was = std::mem::replace(&mut slot.lifecycle, lifecycle);
+        if lifecycle != Lifecycle::Ready || was == Lifecycle::Ready {
             return Vec::new();
         }
         self.start_failures = 0;
-        slot.request_id = None;
-        slot.running = None;
         slot.last_used = now;
         // The process is now its pool's most recently used free one: the first to be assigned.
         let mut actions = match slot.pool.clone() {
-            Some(key) => self.assign(&key),
+            Some(key) => self.assign(&key, now),
             None => Vec::new(),
         };
         actions.extend(self.rebalance(now));
         actions
     }
 
-    /// A turn ended; the process is recycled once it has served `max_turns_per_process`.
-    /// `reusable: false` (the reset failed) retires the process.
-    pub fn turn_finished(&mut self, id: u64, report: &TurnReport, reusable: bool) -> Vec<Action> {
-        let Some(slot) = self.processes.get_mut(&id) else {
-            return Vec::new();
-        };
-        slot.turns += 1;
-        if reusable {
-            slot.resets += 1;
-            if let Some(pool) = slot.pool.as_ref().and_then(|k| self.pools.get_mut(k)) {
-                pool.stats.counters.resets += 1;
-            }
+    /// `turn`'s client has its answer; its conversation slot is being reset.
+    pub fn turn_answered(&mut self, id: u64, turn: TurnId, now: Instant) {
+        let occupant = self
+            .processes
+            .get_mut(&id)
+            .and_then(|s| s.occupants.get_mut(&turn));
+        if let Some(occupant) = occupant {
+            occupant.answered = Some(now);
         }
+    }
+
+    /// `turn` ended and its slot is free again: the slot takes a waiting request, or the process
+    /// is recycled once it has served `max_turns_per_process`. `reusable: false` (the reset
+    /// failed) retires the process.
+    pub fn turn_finished(
+        &mut self,
+        id: u64,
+        turn: TurnId,
+        report: &TurnReport,
+        reusable: bool,
+        now: Instant,
+    ) -> Vec<Action> {
         let Some(slot) = self.processes.get_mut(&id) else {
             return Vec::new();
         };
+        slot.occupants.remove(&turn);
+        slot.turns += 1;
+        slot.last_used = now;
         if let Some(error) = &report.error {
             slot.last_error = Some(error.clone());
         }
-        let pool = slot.pool.as_ref().and_then(|k| self.pools.get_mut(k));
-        if let Some(pool) = pool {
+        if reusable {
+            slot.resets += 1;
+        }
+        let key = slot.pool.clone();
+        let worn_out = slot.turns >= self.limits.max_turns_per_process || !reusable;
+        let retire = worn_out && !slot.retiring;
+        if retire {
+            slot.retiring = true;
+        }
+        if let Some(pool) = key.as_ref().and_then(|k| self.pools.get_mut(k)) {
+            if reusable {
+                pool.stats.counters.resets += 1;
+            }
             pool.stats.record(report);
         }
-        let worn_out = slot.turns >= self.limits.max_turns_per_process || !reusable;
-        if worn_out && !slot.retiring {
-            slot.retiring = true;
-            let key = slot.pool.clone();
+        let mut actions = Vec::new();
+        if retire {
             self.count_recycled(id);
-            let mut actions = vec![Action::Retire { process: id }];
-            // A request that waited for this process takes another one.
-            if let Some(key) = key {
-                actions.extend(self.assign(&key));
-            }
-            return actions;
+            actions.push(Action::Retire { process: id });
         }
-        Vec::new()
+        // The freed slot (or, after a retirement, another process) takes a waiting request.
+        if let Some(key) = key {
+            actions.extend(self.assign(&key, now));
+        }
+        actions.extend(self.rebalance(now));
+        actions
     }
 
     pub(super) fn count_recycled(&mut self, id: u64) {
@@ -299,14 +386,15 @@ impl Book {
             return Vec::new();
         };
         let mut actions = Vec::new();
-        if let (StateName::Busy, Some(key)) = (slot.state, &slot.pool) {
+        if let Some(key) = &slot.pool {
             let pool = self.pools.entry(key.clone()).or_default();
-            pool.stats.counters.crashed += 1;
-            let request = slot.request_id.as_deref().unwrap_or_default();
-            pool.stats.error(
-                request,
-                &format!("process {id} (pid {}) exited mid-turn", slot.pid),
-            );
+            for (_, occupant) in slot.running() {
+                pool.stats.counters.crashed += 1;
+                pool.stats.error(
+                    &occupant.request_id,
+                    &format!("process {id} (pid {}) exited mid-turn", slot.pid),
+                );
+            }
         }
         if !was_ready && !slot.retiring {
             self.start_failures += 1;
@@ -315,13 +403,14 @@ impl Book {
             self.last_start_error = Some(start_error.to_string());
             if let Some(key) = slot.pool {
                 if self.live_in(&key) == 0 {
+                    let backend = key.backend.name();
                     let pool = self.pools.entry(key).or_default();
                     for waiting in pool.queue.drain(..) {
                         pool.stats.counters.failed += 1;
                         actions.push(Action::Fail {
                             request: waiting.request,
                             error: ServeError::BackendUnavailable {
-                                backend: "claude",
+                                backend,
                                 reason: start_error.to_string(),
                             },
                         });
@@ -352,7 +441,8 @@ impl Book {
             .collect()
     }
 
-    pub(super) fn add(&mut self, pool: Option<PoolKey>, now: Instant) -> Action {
+    /// Books a new process of `backend` for `pool` (a spare when `None`).
+    pub(super) fn add(&mut self, backend: Backend, pool: Option<PoolKey>, now: Instant) -> Action {
         match pool
             .as_ref()
             .map(|k| self.pools.entry(k.clone()).or_default())
@@ -362,8 +452,19 @@ impl Book {
         }
         self.next_id += 1;
         let id = self.next_id;
-        self.processes.insert(id, Slot::new(pool.clone(), now));
-        Action::Spawn { process: id, pool }
+        let capacity = self.capacity_of(backend);
+        let slot = Slot::new(backend, pool.clone(), capacity, now);
+        self.processes.insert(id, slot);
+        Action::Spawn {
+            process: id,
+            backend,
+            pool,
+        }
+    }
+
+    /// Conversations one process of `backend` runs at once.
+    pub fn capacity_of(&self, backend: Backend) -> usize {
+        self.capacity.get(&backend).copied().unwrap_or(1).max(1)
     }
 
     /// The pool's `max_processes` (a resize overrides the configured one).

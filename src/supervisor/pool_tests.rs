@@ -1,5 +1,6 @@
 use super::*;
 use crate::config::Settings;
+use crate::process::Lifecycle;
 use crate::protocol::TurnEvent;
 use tokio::sync::mpsc;
 
@@ -54,7 +55,7 @@ pub(crate) fn spawned(actions: &[Action]) -> Vec<(u64, Option<PoolKey>)> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Spawn { process, pool } => Some((*process, pool.clone())),
+            Action::Spawn { process, pool, .. } => Some((*process, pool.clone())),
             _ => None,
         })
         .collect()
@@ -66,7 +67,7 @@ pub(crate) fn warm_book(l: PoolSettings, now: Instant) -> Book {
     for (id, pool) in spawned(&book.rebalance(now)) {
         book.started(id, 100 + id as u32);
         if pool.is_some() {
-            book.state_changed(id, StateName::Idle, now);
+            book.state_changed(id, Lifecycle::Ready, now);
         }
     }
     book
@@ -135,21 +136,26 @@ fn finished_process_takes_the_next_waiting_request() {
     let mut book = warm_book(limits(1, 1, 0, 4), now);
     let (r1, _rx1) = request("r1", &key);
     let (r2, _rx2) = request("r2", &key);
-    let busy = match book.submit(r1, now).pop() {
-        Some(Action::Dispatch { process, .. }) => process,
+    let (busy, turn) = match book.submit(r1, now).pop() {
+        Some(Action::Dispatch { process, turn, .. }) => (process, turn),
         other => panic!("{other:?}"),
     };
     book.submit(r2, now);
-    assert!(book.turn_finished(busy, &ok_report(), true).is_empty());
-    let a = book.state_changed(busy, StateName::Idle, now);
+    let a = book.turn_finished(busy, turn, &ok_report(), true, now);
     match a.as_slice() {
-        [Action::Dispatch { process, request }] => {
+        [Action::Dispatch {
+            process, request, ..
+        }] => {
             assert_eq!(*process, busy);
             assert_eq!(request.request_id, "r2");
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(book.processes[&busy].request_id.as_deref(), Some("r2"));
+    let running: Vec<&str> = book.processes[&busy]
+        .running()
+        .map(|(_, o)| o.request_id.as_str())
+        .collect();
+    assert_eq!(running, ["r2"]);
 }
 
 #[test]
@@ -158,14 +164,16 @@ fn waiting_requests_of_a_dropped_client_are_skipped() {
     let key = PoolKey::default_pool();
     let mut book = warm_book(limits(1, 1, 0, 4), now);
     let (r1, _rx1) = request("r1", &key);
-    let busy = match book.submit(r1, now).pop() {
-        Some(Action::Dispatch { process, .. }) => process,
+    let (busy, turn) = match book.submit(r1, now).pop() {
+        Some(Action::Dispatch { process, turn, .. }) => (process, turn),
         other => panic!("{other:?}"),
     };
     let (r2, rx2) = request("r2", &key);
     book.submit(r2, now);
     drop(rx2);
-    assert!(book.state_changed(busy, StateName::Idle, now).is_empty());
+    assert!(book
+        .turn_finished(busy, turn, &ok_report(), true, now)
+        .is_empty());
 }
 
 #[test]
@@ -173,7 +181,7 @@ fn new_system_prompt_binds_a_spare_then_spawns_within_limits() {
     let now = Instant::now();
     let mut book = warm_book(limits(2, 1, 1, 4), now);
     let spare = book.find(|s| s.pool.is_none()).expect("a spare");
-    let key = PoolKey::chat("You are terse.".into());
+    let key = PoolKey::chat(Backend::Claude, "You are terse.".into());
     let (r1, _rx1) = request("r1", &key);
     let a = book.submit(r1, now);
     assert!(
@@ -207,7 +215,7 @@ fn full_server_retires_an_idle_process_of_another_pool() {
     l.max_total_processes = 4;
     let mut book = warm_book(l, now);
     assert_eq!(book.processes.len(), 4);
-    let key = PoolKey::chat("other".into());
+    let key = PoolKey::chat(Backend::Claude, "other".into());
     let (r1, _rx1) = request("r1", &key);
     let a = book.submit(r1, now);
     assert!(
@@ -225,13 +233,19 @@ fn process_is_recycled_after_max_turns() {
     let now = Instant::now();
     let mut book = warm_book(limits(1, 1, 0, 4), now);
     let id = *book.processes.keys().next().expect("one process");
-    assert!(book.turn_finished(id, &ok_report(), true).is_empty());
-    assert!(book.turn_finished(id, &ok_report(), true).is_empty());
+    assert!(book
+        .turn_finished(id, 1, &ok_report(), true, now)
+        .is_empty());
+    assert!(book
+        .turn_finished(id, 2, &ok_report(), true, now)
+        .is_empty());
+    let a = book.turn_finished(id, 3, &ok_report(), true, now);
     assert!(
-        matches!(book.turn_finished(id, &ok_report(), true).as_slice(), [Action::Retire { process }] if *process == id)
+        matches!(a.as_slice(), [Action::Retire { process }, Action::Spawn { .. }] if *process == id),
+        "retired, and min_idle starts its replacement at once: {a:?}"
     );
     assert!(
-        book.state_changed(id, StateName::Idle, now)
+        book.state_changed(id, Lifecycle::Ready, now)
             .iter()
             .all(|a| !matches!(a, Action::Dispatch { .. })),
         "a retiring process gets no work"
@@ -270,7 +284,7 @@ fn queue_timeout_refuses_only_still_waiting_tickets() {
 #[test]
 fn a_process_that_never_became_ready_fails_its_pools_waiters() {
     let now = Instant::now();
-    let key = PoolKey::chat("s".into());
+    let key = PoolKey::chat(Backend::Claude, "s".into());
     let mut book = Book::new(limits(1, 0, 0, 4));
     let (r1, _rx1) = request("r1", &key);
     let a = book.submit(r1, now);
@@ -295,16 +309,15 @@ fn a_process_that_never_became_ready_fails_its_pools_waiters() {
 fn housekeeping_keeps_min_idle_and_retires_idle_custom_pools() {
     let now = Instant::now();
     let mut book = warm_book(limits(2, 1, 0, 4), now);
-    let key = PoolKey::chat("s".into());
+    let key = PoolKey::chat(Backend::Claude, "s".into());
     let (r1, _rx1) = request("r1", &key);
     let (id, _) = spawned(&book.submit(r1, now))[0].clone();
-    let a = book.state_changed(id, StateName::Idle, now);
-    assert!(
-        matches!(a.as_slice(), [Action::Dispatch { .. }]),
-        "ready: takes the queued r1: {a:?}"
-    );
-    book.turn_finished(id, &ok_report(), true);
-    book.state_changed(id, StateName::Idle, now);
+    let a = book.state_changed(id, Lifecycle::Ready, now);
+    let turn = match a.as_slice() {
+        [Action::Dispatch { turn, .. }] => *turn,
+        _ => panic!("ready: takes the queued r1: {a:?}"),
+    };
+    book.turn_finished(id, turn, &ok_report(), true, now);
     let later = now + Duration::from_secs(book.limits.idle_timeout_secs + 1);
     let a = book.housekeeping(later);
     let retired: Vec<u64> = a
@@ -417,11 +430,11 @@ fn cancel_removes_a_queued_request_or_interrupts_a_running_one() {
 #[test]
 fn shutdown_ignores_resized_min_idle_so_the_book_empties() {
     let now = Instant::now();
-    let key = PoolKey::chat("s".into());
+    let key = PoolKey::chat(Backend::Claude, "s".into());
     let mut book = warm_book(limits(3, 1, 0, 4), now);
     let a = book.resize(&key, Some(2), Some(2), now).expect("valid");
     for (id, _) in spawned(&a) {
-        book.state_changed(id, StateName::Idle, now);
+        book.state_changed(id, Lifecycle::Ready, now);
     }
     assert!(book.shut_down().is_empty());
     let ids: Vec<u64> = book.processes.keys().copied().collect();

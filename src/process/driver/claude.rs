@@ -1,0 +1,426 @@
+//! Claude Code's stream-json protocol as a [`Driver`]: one conversation per process.
+//!
+//! A turn is a queue of steps (switch model, replay history, send the prompt) taken one at a
+//! time as the CLI acknowledges each; the CLI's `stream_event` lines become the turn's typed
+//! events as they arrive; the `result` line of the prompt ends the turn; a
+//! `rewind_conversation` then empties the conversation, and the slot is released once the CLI
+//! confirms it.
+
+use std::collections::VecDeque;
+
+use serde_json::{json, Value};
+
+use super::claude_wire::{self as wire, CliLine, ControlResponse, StreamDemux, TurnResult};
+use super::{Driver, DriverEvent, Outbox, TurnInput};
+use crate::error::{ServeError, UpstreamKind};
+use crate::process::messages::TurnId;
+use crate::protocol::{Block, Role, StopReason, TurnEvent, TurnOutcome, Usage};
+
+const BACKEND: &str = "claude";
+
+/// One step of feeding a request into the CLI (history replay, then the prompt).
+#[derive(Debug)]
+enum Step {
+    SetModel(String),
+    /// A user message of prior history, appended without a model call.
+    ReplayUser(Value),
+    /// An assistant message of prior history; the CLI prints nothing for it.
+    ReplayAssistant(Value),
+    /// The final user message: the model answers this one.
+    Prompt(Value),
+}
+
+/// What the running turn waits for before taking its next step.
+#[derive(Debug, PartialEq, Eq)]
+enum Awaiting {
+    Control(String),
+    ReplayResult,
+    FinalResult,
+}
+
+/// The turn in flight.
+#[derive(Debug)]
+struct Turn {
+    id: TurnId,
+    steps: VecDeque<Step>,
+    awaiting: Awaiting,
+    /// Ids of the first and newest user line of this request, for the rewind.
+    first_message: Option<String>,
+    last_message: Option<String>,
+    /// Set once the turn is being interrupted.
+    interrupted: bool,
+    /// Why the turn failed before its result, when the CLI refused a step.
+    refused: Option<ServeError>,
+    /// Content blocks of the newest assistant message (for non-streaming answers).
+    message_id: Option<String>,
+    content: Vec<Value>,
+    demux: StreamDemux,
+}
+
+/// Where the protocol is. Transitions: `Fresh → Initializing → Idle ⇄ Busy → Resetting → Idle`;
+/// a spare goes `Fresh → Probing → Unbound → Initializing → …`.
+#[derive(Debug)]
+enum Phase {
+    Fresh,
+    /// A spare: `get_settings` sent as the readiness probe (it does not bind a system prompt).
+    Probing {
+        control_id: String,
+    },
+    Unbound,
+    /// `initialize` sent with the system prompt; waiting for its response.
+    Initializing {
+        control_id: String,
+    },
+    Idle,
+    Busy(Box<Turn>),
+    /// `rewind_conversation` sent after `turn` ended.
+    Resetting {
+        control_id: String,
+        turn: TurnId,
+    },
+}
+
+#[derive(Debug)]
+pub struct ClaudeDriver {
+    /// Prefix of control request ids, unique per process (`clinvoker-<process>-`).
+    id_prefix: String,
+    next_control: u64,
+    phase: Phase,
+    /// The model the CLI currently runs (switched per turn with `set_model`).
+    model: String,
+    /// The CLI's `total_cost_usd` is cumulative; per-turn cost is the difference.
+    last_total_cost: f64,
+}
+
+impl ClaudeDriver {
+    /// A driver for process `process`, whose CLI was started with `model`.
+    pub fn new(process: u64, model: String) -> Self {
+        Self {
+            id_prefix: format!("clinvoker-{process}-"),
+            next_control: 0,
+            phase: Phase::Fresh,
+            model,
+            last_total_cost: 0.0,
+        }
+    }
+
+    fn control(&mut self, request: Value, out: &mut Outbox) -> String {
+        self.next_control += 1;
+        let id = format!("{}{}", self.id_prefix, self.next_control);
+        out.write(&wire::control_line(&id, request));
+        id
+    }
+
+    /// Sends a user line of the running turn under a fresh id, remembered for the reset.
+    fn write_user(&mut self, content: &Value, should_query: bool, out: &mut Outbox) {
+        let uuid = uuid::Uuid::new_v4().to_string();
+        out.write(&wire::user_line(content, should_query, &uuid));
+        if let Phase::Busy(turn) = &mut self.phase {
+            turn.first_message.get_or_insert_with(|| uuid.clone());
+            turn.last_message = Some(uuid);
+        }
+    }
+
+    fn on_parsed(&mut self, line: CliLine, out: &mut Outbox) {
+        match line {
+            CliLine::StreamEvent { event } => {
+                if let Phase::Busy(turn) = &mut self.phase {
+                    if turn.awaiting == Awaiting::FinalResult {
+                        for e in turn.demux.event(&event) {
+                            out.turn(turn.id, e);
+                        }
+                    }
+                }
+            }
+            CliLine::Assistant { message } => {
+                if let Phase::Busy(turn) = &mut self.phase {
+                    if message.id != turn.message_id {
+                        turn.message_id = message.id;
+                        turn.content.clear();
+                    }
+                    turn.content.extend(message.content);
+                }
+            }
+            CliLine::Result(result) => self.on_result(*result, out),
+            CliLine::ControlResponse { response } => self.on_control_response(response, out),
+            CliLine::System { subtype, rest } => {
+                if subtype.as_deref() == Some("api_retry") {
+                    log::warn!(
+                        "the CLI retries the upstream request: {}",
+                        Value::Object(rest)
+                    );
+                }
+            }
+            CliLine::ControlRequest {
+                request_id,
+                request,
+            } => {
+                // The chat profile gives the model no tools, so nothing should ask; never leave
+                // the CLI waiting on an answer.
+                log::warn!("unexpected CLI request {request}");
+                out.write(&json!({"type": "control_response", "response": {
+                    "subtype": "error", "request_id": request_id,
+                    "error": "not supported by this server"}}));
+            }
+            CliLine::Other => {}
+        }
+    }
+
+    fn on_control_response(&mut self, resp: ControlResponse, out: &mut Outbox) {
+        let success = resp.subtype == "success";
+        let error = || resp.error.clone().unwrap_or_default();
+        match &mut self.phase {
+            Phase::Initializing { control_id } if *control_id == resp.request_id => {
+                if success {
+                    self.phase = Phase::Idle;
+                    out.event(DriverEvent::Ready);
+                } else {
+                    out.event(DriverEvent::StartFailed(format!(
+                        "initialize failed: {}",
+                        error()
+                    )));
+                }
+            }
+            Phase::Probing { control_id } if *control_id == resp.request_id => {
+                if success {
+                    self.phase = Phase::Unbound;
+                    out.event(DriverEvent::Probed);
+                } else {
+                    out.event(DriverEvent::StartFailed(format!(
+                        "probe failed: {}",
+                        error()
+                    )));
+                }
+            }
+            Phase::Busy(turn) if turn.awaiting == Awaiting::Control(resp.request_id.clone()) => {
+                if !success {
+                    turn.refused.get_or_insert(ServeError::Upstream {
+                        kind: UpstreamKind::InvalidRequest,
+                        status: None,
+                        message: format!("the CLI refused the model: {}", error()),
+                    });
+                }
+                self.advance(out);
+            }
+            Phase::Resetting { control_id, turn } if *control_id == resp.request_id => {
+                let turn = *turn;
+                let rewound = resp.response.get("rewound").and_then(Value::as_bool) == Some(true);
+                if !(success && rewound) {
+                    log::warn!("reset failed ({}); the process retires", resp.response);
+                }
+                self.phase = Phase::Idle;
+                out.event(DriverEvent::Released {
+                    turn,
+                    reusable: success && rewound,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn on_result(&mut self, result: TurnResult, out: &mut Outbox) {
+        let Phase::Busy(turn) = &mut self.phase else {
+            log::debug!("result outside a turn ignored");
+            return;
+        };
+        match turn.awaiting {
+            Awaiting::ReplayResult => self.advance(out),
+            Awaiting::FinalResult => self.end_turn(Some(result), out),
+            Awaiting::Control(_) => log::debug!("unexpected result"),
+        }
+    }
+
+    /// Takes the turn's next step, or ends it when it was interrupted between steps.
+    fn advance(&mut self, out: &mut Outbox) {
+        loop {
+            let Phase::Busy(turn) = &mut self.phase else {
+                return;
+            };
+            if turn.interrupted || turn.refused.is_some() {
+                return self.end_turn(None, out);
+            }
+            let Some(step) = turn.steps.pop_front() else {
+                return self.end_turn(None, out);
+            };
+            let awaiting = match step {
+                Step::SetModel(model) => {
+                    self.model.clone_from(&model);
+                    Awaiting::Control(self.control(wire::set_model_request(&model), out))
+                }
+                Step::ReplayAssistant(content) => {
+                    out.write(&wire::assistant_line(&content));
+                    continue;
+                }
+                Step::ReplayUser(content) => {
+                    self.write_user(&content, false, out);
+                    Awaiting::ReplayResult
+                }
+                Step::Prompt(content) => {
+                    self.write_user(&content, true, out);
+                    Awaiting::FinalResult
+                }
+            };
+            if let Phase::Busy(turn) = &mut self.phase {
+                turn.awaiting = awaiting;
+            }
+            return;
+        }
+    }
+
+    /// Gives the turn its final event, then resets the conversation.
+    fn end_turn(&mut self, result: Option<TurnResult>, out: &mut Outbox) {
+        let Phase::Busy(turn) = std::mem::replace(&mut self.phase, Phase::Idle) else {
+            return;
+        };
+        let turn = *turn;
+        let event = match (turn.refused, result) {
+            (Some(reason), _) => TurnEvent::Failed(reason),
+            (None, Some(r)) => {
+                let cost_usd = (r.total_cost_usd - self.last_total_cost).max(0.0);
+                self.last_total_cost = r.total_cost_usd;
+                outcome_event(r, turn.content, cost_usd)
+            }
+            // Interrupted between steps: the actor gives the client the interrupt's reason.
+            (None, None) => TurnEvent::Failed(ServeError::BackendProtocol {
+                backend: BACKEND,
+                detail: "the turn ended without a result".into(),
+            }),
+        };
+        out.turn(turn.id, event);
+        match (turn.first_message, turn.last_message) {
+            (Some(first), Some(last)) => {
+                let control_id = self.control(wire::rewind_request(&first, &last), out);
+                self.phase = Phase::Resetting {
+                    control_id,
+                    turn: turn.id,
+                };
+            }
+            // Nothing reached the conversation: already clean.
+            _ => out.event(DriverEvent::Released {
+                turn: turn.id,
+                reusable: true,
+            }),
+        }
+    }
+}
+
+impl Driver for ClaudeDriver {
+    fn capacity(&self) -> usize {
+        1
+    }
+
+    fn probe(&mut self, out: &mut Outbox) {
+        if matches!(self.phase, Phase::Fresh) {
+            let control_id = self.control(wire::probe_request(), out);
+            self.phase = Phase::Probing { control_id };
+        }
+    }
+
+    fn bind(&mut self, system_prompt: &str, out: &mut Outbox) {
+        match self.phase {
+            Phase::Fresh | Phase::Probing { .. } | Phase::Unbound => {
+                let control_id = self.control(wire::initialize_request(system_prompt), out);
+                self.phase = Phase::Initializing { control_id };
+            }
+            _ => log::warn!("bind ignored, already bound"),
+        }
+    }
+
+    fn begin(&mut self, turn: TurnId, input: TurnInput, out: &mut Outbox) {
+        if !matches!(self.phase, Phase::Idle) {
+            out.turn(
+                turn,
+                TurnEvent::Failed(ServeError::BackendUnavailable {
+                    backend: BACKEND,
+                    reason: "the process given the request was not idle".into(),
+                }),
+            );
+            return;
+        }
+        let mut steps = VecDeque::with_capacity(input.history.len() + 2);
+        if input.model != self.model {
+            steps.push_back(Step::SetModel(input.model));
+        }
+        steps.extend(input.history.into_iter().map(|m| match m.role {
+            Role::User => Step::ReplayUser(m.content),
+            Role::Assistant => Step::ReplayAssistant(m.content),
+        }));
+        steps.push_back(Step::Prompt(input.prompt));
+        self.phase = Phase::Busy(Box::new(Turn {
+            id: turn,
+            steps,
+            awaiting: Awaiting::ReplayResult,
+            first_message: None,
+            last_message: None,
+            interrupted: false,
+            refused: None,
+            message_id: None,
+            content: Vec::new(),
+            demux: StreamDemux::default(),
+        }));
+        self.advance(out);
+    }
+
+    fn interrupt(&mut self, id: TurnId, out: &mut Outbox) {
+        let Phase::Busy(turn) = &mut self.phase else {
+            return;
+        };
+        if turn.id != id || turn.interrupted {
+            return;
+        }
+        turn.interrupted = true;
+        // Mid-answer, the CLI stops and writes the result; between steps, the next step ends
+        // the turn instead.
+        if turn.awaiting == Awaiting::FinalResult {
+            self.control(wire::interrupt_request(), out);
+        }
+    }
+
+    fn on_line(&mut self, line: &str, out: &mut Outbox) {
+        if line.trim().is_empty() {
+            return;
+        }
+        match wire::parse_line(line) {
+            Ok(parsed) => self.on_parsed(parsed, out),
+            Err(_) => {
+                let shown: String = line.chars().take(120).collect();
+                out.event(DriverEvent::Violation(format!(
+                    "non-JSON line on stdout: {shown:?}"
+                )));
+            }
+        }
+    }
+}
+
+/// The client's view of a finished `result`.
+fn outcome_event(r: TurnResult, content: Vec<Value>, cost_usd: f64) -> TurnEvent {
+    if r.is_error {
+        return TurnEvent::Failed(ServeError::Upstream {
+            kind: UpstreamKind::from_status(r.api_error_status),
+            status: r.api_error_status,
+            message: r.error_message(),
+        });
+    }
+    let content = if content.is_empty() {
+        // No assistant line was seen (should not happen); fall back to the result text.
+        vec![Block::Text(r.result.clone().unwrap_or_default())]
+    } else {
+        wire::blocks(content)
+    };
+    TurnEvent::Done(TurnOutcome {
+        content,
+        stop_reason: StopReason::from_messages_api(r.stop_reason.as_deref()),
+        usage: Usage {
+            input_tokens: r.usage.input_tokens,
+            output_tokens: r.usage.output_tokens,
+            cache_creation_input_tokens: r.usage.cache_creation_input_tokens,
+            cache_read_input_tokens: r.usage.cache_read_input_tokens,
+        },
+        cost_usd,
+        duration_ms: r.duration_ms,
+    })
+}
+
+#[cfg(test)]
+#[path = "claude_tests.rs"]
+mod tests;

@@ -1,0 +1,91 @@
+//! The CLI protocols, written sans-IO: a [`Driver`] owns no pipe and no timer. The process actor
+//! feeds it "bind", "begin turn", "interrupt turn" and each stdout line, and carries out what it
+//! hands back in an [`Outbox`]: lines to write to the CLI's stdin, and [`DriverEvent`]s — the
+//! process became ready, a turn produced an event, a turn's conversation slot is free again, the
+//! CLI broke protocol. So every protocol case is a unit test made of plain lines.
+//!
+//! - [`claude`]: Claude Code's stream-json protocol (`claude -p --input-format stream-json`), one
+//!   conversation per process, reset with `rewind_conversation` after each turn.
+
+pub mod claude;
+pub mod claude_wire;
+
+use serde_json::Value;
+
+use super::messages::TurnId;
+use crate::protocol::{ChatMessage, TurnEvent};
+
+/// What one turn asks of a CLI.
+#[derive(Debug, Clone)]
+pub struct TurnInput {
+    /// The model the CLI runs (already mapped from the client's name).
+    pub model: String,
+    /// Prior turns, replayed before `prompt` (may be empty).
+    pub history: Vec<ChatMessage>,
+    /// The content of the final user message: the one the model answers.
+    pub prompt: Value,
+}
+
+/// What a driver tells the process actor.
+#[derive(Debug)]
+pub enum DriverEvent {
+    /// A spare answered its readiness probe (which binds nothing).
+    Probed,
+    /// Bound: the process takes turns.
+    Ready,
+    /// The CLI refused to start (probe or bind failed): the process is of no use.
+    StartFailed(String),
+    /// An event of `turn`. `Done` or `Failed` is its last: the client has its answer, and the
+    /// turn's conversation slot is being reset until `Released`.
+    Turn { turn: TurnId, event: TurnEvent },
+    /// `turn`'s slot is free again; `reusable: false` means it could not be reset and the
+    /// process must retire.
+    Released { turn: TurnId, reusable: bool },
+    /// The CLI broke its protocol: nothing it says can be trusted any more.
+    Violation(String),
+}
+
+/// Lines to write and events to act on, in order; filled by a driver call.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    pub lines: Vec<String>,
+    pub events: Vec<DriverEvent>,
+}
+
+impl Outbox {
+    /// Queues one JSON line (serde_json never writes a raw newline, so it stays one line).
+    pub fn write(&mut self, line: &Value) {
+        self.lines.push(line.to_string());
+    }
+
+    pub fn event(&mut self, event: DriverEvent) {
+        self.events.push(event);
+    }
+
+    pub fn turn(&mut self, turn: TurnId, event: TurnEvent) {
+        self.events.push(DriverEvent::Turn { turn, event });
+    }
+}
+
+/// One CLI protocol. Calls come from the process actor only, one at a time.
+pub trait Driver: Send + 'static {
+    /// Conversations one process runs at once.
+    fn capacity(&self) -> usize;
+
+    /// Asks a spare whether it is ready, without binding it to a system prompt. Answered with
+    /// `Probed` or `StartFailed`.
+    fn probe(&mut self, out: &mut Outbox);
+
+    /// Binds the process to `system_prompt`. Answered with `Ready` or `StartFailed`.
+    fn bind(&mut self, system_prompt: &str, out: &mut Outbox);
+
+    /// Starts `turn`. The process actor calls it only while the process has a free slot.
+    fn begin(&mut self, turn: TurnId, input: TurnInput, out: &mut Outbox);
+
+    /// Stops `turn` as soon as the CLI allows; it still ends with a final event (whose error
+    /// the actor replaces with the interrupt's reason) and a `Released`.
+    fn interrupt(&mut self, turn: TurnId, out: &mut Outbox);
+
+    /// One line the CLI wrote on stdout (without its newline).
+    fn on_line(&mut self, line: &str, out: &mut Outbox);
+}

@@ -1,0 +1,242 @@
+//! The turns of a process: taking one (`RunTurn`), its timers (request timeout, client gone),
+//! interrupting it, forwarding its events, reporting its end, and releasing its slot.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use actix::prelude::*;
+
+use super::driver::TurnInput;
+use super::messages::{Interrupt, ProcessEvent, RunTurn, TurnEnd, TurnId, TurnReport};
+use super::state::{ActiveTurn, ProcessState, TurnPhase};
+use super::CliProcess;
+use crate::error::ServeError;
+use crate::protocol::TurnEvent;
+
+impl CliProcess {
+    /// Stops `turn` (if it still runs) with `reason` as its client's error; the process is
+    /// killed if the turn has not ended after `interrupt_grace`.
+    fn interrupt_turn(&mut self, turn: TurnId, reason: ServeError, ctx: &mut Context<Self>) {
+        let Some(active) = self.turns.get_mut(&turn) else {
+            return;
+        };
+        if active.phase != TurnPhase::Running {
+            return;
+        }
+        log::info!(
+            "process {}: interrupting request {}: {reason}",
+            self.id,
+            active.request_id
+        );
+        active.phase = TurnPhase::Interrupting;
+        active.interrupted = Some(reason);
+        let grace = self.limits.interrupt_grace;
+        ctx.run_later(grace, move |act, ctx| {
+            if act
+                .turns
+                .get(&turn)
+                .is_some_and(|t| t.phase == TurnPhase::Interrupting)
+            {
+                let why = format!("turn did not stop {}s after interrupt", grace.as_secs());
+                log::warn!("process {}: {why}; killing it", act.id);
+                act.kill(why, ctx);
+            }
+        });
+        self.drive(ctx, |d, out| d.interrupt(turn, out));
+    }
+
+    /// An event of `turn` from the driver: forwarded to its client; the final one also ends
+    /// the turn for the client and starts the wait for its slot's release.
+    pub(super) fn on_turn_event(
+        &mut self,
+        turn: TurnId,
+        event: TurnEvent,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(active) = self.turns.get_mut(&turn) else {
+            return;
+        };
+        let Some(events) = &active.events else {
+            return;
+        };
+        let event = match event {
+            TurnEvent::Done(_) | TurnEvent::Failed(_) => event,
+            TurnEvent::TextDelta(ref text) => {
+                active.first_token.get_or_insert_with(Instant::now);
+                let bytes = text.len() as u64;
+                active
+                    .meta
+                    .bytes_streamed
+                    .fetch_add(bytes, Ordering::Relaxed);
+                // A send error means the client is gone; the watcher interrupts the turn.
+                let _ = events.send(event);
+                return;
+            }
+            other => {
+                let _ = events.send(other);
+                return;
+            }
+        };
+        // The interrupt's reason is the client's answer, whatever the CLI made of it.
+        let event = match active.interrupted.take() {
+            Some(reason) => TurnEvent::Failed(reason),
+            None => event,
+        };
+        let report = report_of(active, &event);
+        log::debug!(
+            "process {}: request {} ended ({:?}) after {} ms",
+            self.id,
+            active.request_id,
+            report.end,
+            active.started.elapsed().as_millis()
+        );
+        if let Some(events) = active.events.take() {
+            let _ = events.send(event);
+        }
+        for timer in std::mem::take(&mut active.timers) {
+            ctx.cancel_future(timer);
+        }
+        active.phase = TurnPhase::Answered;
+        active.report = Some(Box::new(report));
+        self.notify(ProcessEvent::TurnAnswered { turn });
+        let grace = self.limits.interrupt_grace;
+        ctx.run_later(grace, move |act, ctx| {
+            if act
+                .turns
+                .get(&turn)
+                .is_some_and(|t| t.phase == TurnPhase::Answered)
+            {
+                log::warn!("process {}: reset did not answer; killing it", act.id);
+                act.kill("reset did not answer".into(), ctx);
+            }
+        });
+    }
+
+    /// `turn`'s slot is free again (or, `reusable: false`, could not be reset).
+    pub(super) fn on_released(&mut self, turn: TurnId, reusable: bool, ctx: &mut Context<Self>) {
+        let Some(active) = self.turns.remove(&turn) else {
+            return;
+        };
+        let report = match active.report {
+            Some(report) => report,
+            // Released without a final event (the driver's bug): the client hears of it.
+            None => {
+                let error = ServeError::BackendProtocol {
+                    backend: self.backend,
+                    detail: "the turn ended without a result".into(),
+                };
+                let mut active = active;
+                let report = report_of(&active, &TurnEvent::Failed(error.clone()));
+                if let Some(events) = active.events.take() {
+                    let _ = events.send(TurnEvent::Failed(error));
+                }
+                for timer in active.timers {
+                    ctx.cancel_future(timer);
+                }
+                Box::new(report)
+            }
+        };
+        self.notify(ProcessEvent::TurnFinished {
+            turn,
+            reusable,
+            report,
+        });
+        if !reusable {
+            log::warn!(
+                "process {}: could not reset a conversation; retiring",
+                self.id
+            );
+            let grace = self
+                .retire_after_turns
+                .unwrap_or(self.limits.interrupt_grace);
+            self.drain(grace, ctx);
+        } else if let (Some(grace), true) = (self.retire_after_turns, self.turns.is_empty()) {
+            self.drain(grace, ctx);
+        }
+    }
+}
+
+/// What the supervisor hears of a turn that ended with `event`.
+fn report_of(active: &ActiveTurn, event: &TurnEvent) -> TurnReport {
+    let (end, error) = match event {
+        TurnEvent::Failed(ServeError::TurnTimedOut { .. }) => {
+            (TurnEnd::TimedOut, Some("request timed out".to_string()))
+        }
+        TurnEvent::Failed(ServeError::Cancelled) => (TurnEnd::Cancelled, None),
+        TurnEvent::Failed(e) => (TurnEnd::Failed, Some(e.to_string())),
+        _ => (TurnEnd::Ok, None),
+    };
+    let (usage, cost_usd) = match event {
+        TurnEvent::Done(outcome) => (Some(outcome.usage.clone()), outcome.cost_usd),
+        _ => (None, 0.0),
+    };
+    TurnReport {
+        request_id: active.request_id.clone(),
+        end,
+        duration: active.submitted.elapsed(),
+        time_to_first_token: active
+            .first_token
+            .map(|t| t.duration_since(active.submitted)),
+        model: active.model.clone(),
+        usage,
+        cost_usd,
+        error,
+    }
+}
+
+impl Handler<RunTurn> for CliProcess {
+    type Result = ();
+
+    fn handle(&mut self, RunTurn { turn, request }: RunTurn, ctx: &mut Self::Context) {
+        let full = self.turns.len() >= self.driver.capacity();
+        if self.state != ProcessState::Ready || self.retire_after_turns.is_some() || full {
+            let _ = request
+                .events
+                .send(TurnEvent::Failed(ServeError::BackendUnavailable {
+                    backend: self.backend,
+                    reason: "the process given the request had no free slot".into(),
+                }));
+            return;
+        }
+        let timeout = self.limits.request_timeout;
+        let deadline = ctx.run_later(timeout, move |act, ctx| {
+            act.interrupt_turn(turn, ServeError::TurnTimedOut { after: timeout }, ctx)
+        });
+        let events = request.events.clone();
+        let client_gone = ctx.spawn(
+            async move { events.closed().await }
+                .into_actor(self)
+                .map(move |(), act, ctx| act.interrupt_turn(turn, ServeError::Cancelled, ctx)),
+        );
+        let input = TurnInput {
+            model: request.cli_model.clone(),
+            history: request.history,
+            prompt: request.prompt,
+        };
+        self.turns.insert(
+            turn,
+            ActiveTurn {
+                request_id: request.request_id,
+                phase: TurnPhase::Running,
+                events: Some(request.events),
+                meta: request.meta,
+                model: request.cli_model,
+                interrupted: None,
+                started: Instant::now(),
+                submitted: request.submitted,
+                first_token: None,
+                timers: vec![deadline, client_gone],
+                report: None,
+            },
+        );
+        self.drive(ctx, |d, out| d.begin(turn, input, out));
+    }
+}
+
+impl Handler<Interrupt> for CliProcess {
+    type Result = ();
+
+    fn handle(&mut self, msg: Interrupt, ctx: &mut Self::Context) {
+        self.interrupt_turn(msg.turn, msg.reason, ctx);
+    }
+}
