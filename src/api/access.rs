@@ -31,6 +31,8 @@ enum Guard {
 }
 
 impl Guard {
+    /// `path` must be the path the router matches (percent-decoded), not the raw one: otherwise
+    /// `/%61dmin/pools` would be judged as an API route and then served as `/admin/pools`.
     fn of(path: &str, method: &str) -> Self {
         match path {
             "/health" | "/ready" => Self::Probe,
@@ -76,7 +78,7 @@ const MISSING: &str = concat!(
     "or as the password of Authorization: Basic"
 );
 
-/// Whether a request for `path` may go on. `presented` holds every
+/// Whether a request for `path` (as the router matches it) may go on. `presented` holds every
 /// key the request carries; one listed key is enough.
 pub fn access(
     path: &str,
@@ -128,7 +130,7 @@ pub fn access(
     }
 }
 
-/// [`access`] for a request: its path, the socket peer (never a forwarding header: a
+/// [`access`] for a request: the router's path, the socket peer (never a forwarding header: a
 /// proxy on the same host makes every peer loopback, and the headers are the client's to write)
 /// and the keys presented.
 pub fn check(
@@ -141,7 +143,7 @@ pub fn check(
         .peer_addr()
         .is_some_and(|a| a.ip().to_canonical().is_loopback());
     access(
-        req.path(),
+        req.match_info().as_str(),
         req.method().as_str(),
         loopback,
         &presented_keys(req),
@@ -365,6 +367,25 @@ mod tests {
         assert!(check(&request("127.0.0.1:5000", &[]), &none, &none).is_ok());
         assert!(check(&request("[::1]:5000", &[]), &none, &none).is_ok());
         assert!(check(&request("[::ffff:127.0.0.1]:5000", &[]), &none, &none).is_ok());
+    }
+
+    #[test]
+    fn the_router_path_is_judged_not_the_raw_one() {
+        for (raw, routed) in [
+            ("/%61dmin/pools", "/admin/pools"),
+            ("/%6Detrics", "/metrics"),
+        ] {
+            let req = TestRequest::get()
+                .uri(raw)
+                .insert_header(("x-api-key", USER))
+                .to_srv_request();
+            assert_eq!(req.match_info().as_str(), routed, "what the router matches");
+            let e = check(&req, &keys(&[USER]), &keys(&[ADMIN])).expect_err("an operator route");
+            assert!(
+                matches!(e.error, ApiError::Authentication(_)),
+                "{raw}: {e:?}"
+            );
+        }
     }
 
     #[test]

@@ -95,7 +95,9 @@ pub async fn edge(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = std::time::Instant::now();
-    let dialect = Dialect::of_path(req.path());
+    // The path the router matches (percent-decoded), so the dialect and the access rule judge
+    // the route that will answer.
+    let dialect = Dialect::of_path(req.match_info().as_str());
     let request_id = request_id_from(&req);
     let meta = std::sync::Arc::new(RequestMeta::default());
     let _ = meta.dialect.set(dialect.name());

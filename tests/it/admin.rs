@@ -153,6 +153,9 @@ async fn user_keys_without_admin_keys_close_the_operators_routes_even_on_loopbac
     )
     .await;
     assert_eq!(kill.status.as_u16(), 403, "{}", kill.raw);
+    // The encoded spelling of a route is the route.
+    let encoded = get_with(&server.url("/%61dmin/pools"), &[("x-api-key", "user-key")]).await;
+    assert_eq!(encoded.status.as_u16(), 403, "{}", encoded.raw);
     server.stop().await;
 }
 
