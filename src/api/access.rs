@@ -3,11 +3,11 @@
 //!
 //! The rule: `/health` and `/ready` are open to everyone (probes carry no keys). A server with no
 //! keys of any kind is a developer's own: it answers everything on loopback and everything but
-//! the operators' routes from elsewhere. Once any key is configured, nothing else answers without
-//! one: the model APIs take a user key (`server.api_keys`; none listed = open APIs), the operators'
-//! routes (`/admin`, `/admin/*`, `/metrics`) only an admin key (`server.admin_keys`; none listed =
-//! 403 that says how to set one), `/openapi.json` either kind. Loopback counts only in the
-//! keyless case, because behind a reverse proxy on the same host every request comes from
+//! the operators' routes from elsewhere. Once any key is configured, loopback counts for nothing:
+//! the operators' routes (`/admin`, `/admin/*`, `/metrics`) take only an admin key
+//! (`server.admin_keys`; none listed = 403 that says how to set one), `/openapi.json` either kind,
+//! and the model APIs a user key whenever `server.api_keys` lists one. Loopback counts only in
+//! the keyless case because behind a reverse proxy on the same host every request comes from
 //! loopback; for the same reason `X-Forwarded-For`, `X-Real-IP` and `Forwarded` are never read.
 
 use actix_web::dev::ServiceRequest;
