@@ -4,12 +4,14 @@
 #   - the Python SDKs, into .venv
 #   - Rust unit and integration tests (fake CLI and real CLI on a local mock upstream)
 #   - the official Python and Node SDKs against a running server
-#   - Debian's chromium, for the dashboard test (installed when missing)
+#   - Debian's chromium, for the dashboard test, and nginx (with its njs module), for the tests
+#     behind a reverse proxy (installed when missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 step() { printf '\n== %s\n' "$*"; }
+sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 step "npm: the Claude Code CLI and the Anthropic/OpenAI SDKs (tests/node)"
 npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
@@ -26,11 +28,18 @@ step "Python: the Anthropic/OpenAI SDKs (.venv)"
 
 step "Chromium (Debian package) for the dashboard test"
 if ! command -v chromium >/dev/null 2>&1; then
-  sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
   sudo_if_needed apt-get update -qq
   DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq chromium >/dev/null
 fi
 chromium --version
+
+step "nginx (Debian package) for the reverse-proxy tests"
+if ! dpkg -s nginx libnginx-mod-http-js >/dev/null 2>&1; then
+  sudo_if_needed apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq nginx libnginx-mod-http-js >/dev/null
+fi
+# Debian puts nginx in /usr/sbin, which is not on every user's PATH.
+"$(command -v nginx || echo /usr/sbin/nginx)" -v
 
 step "Rust: build, unit and integration tests"
 cargo build --all-targets

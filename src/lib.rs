@@ -9,7 +9,8 @@
 //!   [`api::native`] (with [`api::batch`]) — plus operators' routes ([`api::admin`], [`api::ops`]),
 //!   SSE rendering ([`api::sse`]), the OpenAPI document ([`api::openapi`]) and [`api::error`],
 //!   where every failure gets its status in one exhaustive match per dialect. The `edge`
-//!   middleware assigns request ids, checks keys, logs one line per request.
+//!   middleware assigns request ids, checks keys against [`api::access`] (who may use which
+//!   route), logs one line per request.
 //! - [`protocol`]: the dialect-neutral turn types between the layers, and each dialect's wire format.
 //! - [`routing`]: model names → backend and CLI model.
 //! - [`supervisor`]: the session-supervisor actor. [`supervisor::pool`] is its pure bookkeeping

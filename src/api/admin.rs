@@ -1,6 +1,7 @@
-//! Operator routes: `/admin/*` (guarded by admin keys, or loopback when none are configured),
-//! the dashboard page at `GET /admin`, and `GET /metrics`. Every action is one message to the
-//! supervisor, answered with the new state.
+//! Operator routes: `/admin/*`, the dashboard page at `GET /admin`, and `GET /metrics`. Only an
+//! admin key opens them; a server with no keys of any kind opens them to loopback peers instead
+//! (see [`super::access`]). Every action is one message to the supervisor, answered with the new
+//! state.
 
 use actix::Message;
 use actix_web::{web, HttpRequest, HttpResponse};

@@ -2,6 +2,7 @@
 //! parse, build a [`crate::protocol::TurnSpec`], submit it through the
 //! [`SupervisorHandle`], render the events.
 
+pub mod access;
 pub mod admin;
 pub mod anthropic;
 pub mod batch;
@@ -30,9 +31,10 @@ use error::{ApiError, Dialect, DialectError};
 pub struct AppState {
     pub supervisor: SupervisorHandle,
     pub router: ModelRouter,
-    /// Keys clients must present; empty = open server.
+    /// Keys for the model APIs; empty = open APIs. See [`access`] for the whole rule.
     pub api_keys: Vec<String>,
-    /// Keys for `/admin/*` and `/metrics`; empty = loopback only.
+    /// The only keys that open `/admin`, `/admin/*` and `/metrics`. With no keys of either kind
+    /// those routes answer loopback peers only; with user keys but no admin keys, nobody.
     pub admin_keys: Vec<String>,
     pub max_body_bytes: usize,
     /// The native API's workdir rules (`server.*_workdir_prefixes`).
@@ -85,66 +87,17 @@ fn request_id_from(req: &ServiceRequest) -> String {
         .unwrap_or_else(|| format!("req_{}", uuid::Uuid::new_v4().simple()))
 }
 
-fn presented_key(req: &ServiceRequest) -> Option<&str> {
-    let headers = req.headers();
-    headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| {
-            headers
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| {
-                    v.strip_prefix("Bearer ")
-                        .or_else(|| v.strip_prefix("bearer "))
-                })
-        })
-}
-
-/// Who may use a route: user keys for the APIs, admin keys (or, with none configured, loopback
-/// peers) for `/admin/*` and `/metrics`. The dashboard page itself (`GET /admin`) is static and
-/// open; everything it shows comes from the guarded routes.
-pub fn access(
-    path: &str,
-    method: &str,
-    loopback_peer: bool,
-    presented: Option<&str>,
-    api_keys: &[String],
-    admin_keys: &[String],
-) -> Result<(), ApiError> {
-    let listed = |keys: &[String]| presented.is_some_and(|p| keys.iter().any(|k| k == p));
-    let missing = "missing API key: send it in the x-api-key header or as Authorization: Bearer";
-    let operator = path.starts_with("/admin/") || path == "/metrics";
-    if path == "/admin" && method == "GET" {
-        return Ok(());
-    }
-    if operator || path == "/admin" {
-        return match (admin_keys.is_empty(), listed(admin_keys)) {
-            (true, _) if loopback_peer => Ok(()),
-            (true, _) => Err(ApiError::PermissionDenied(
-                "no admin key is configured (server.admin_keys), so this route answers only on loopback".into(),
-            )),
-            (false, true) => Ok(()),
-            (false, false) if presented.is_none() => Err(ApiError::Authentication(missing.into())),
-            (false, false) => Err(ApiError::Authentication("invalid admin key".into())),
-        };
-    }
-    match (api_keys.is_empty(), listed(api_keys), presented) {
-        (true, _, _) | (_, true, _) => Ok(()),
-        (_, _, None) => Err(ApiError::Authentication(missing.into())),
-        _ => Err(ApiError::Authentication("invalid API key".into())),
-    }
-}
-
 /// Middleware on every route: assigns the request id (header `request-id` on Anthropic routes,
-/// `x-request-id` elsewhere), checks access, and after the answer writes the request's one log
-/// line and its metrics.
+/// `x-request-id` elsewhere), checks access ([`access::check`]), and after the answer writes the
+/// request's one log line and its metrics.
 pub async fn edge(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = std::time::Instant::now();
-    let dialect = Dialect::of_path(req.path());
+    // The path the router matches (percent-decoded), so the dialect and the access rule judge
+    // the route that will answer.
+    let dialect = Dialect::of_path(req.match_info().as_str());
     let request_id = request_id_from(&req);
     let meta = std::sync::Arc::new(RequestMeta::default());
     let _ = meta.dialect.set(dialect.name());
@@ -152,29 +105,25 @@ pub async fn edge(
     req.extensions_mut().insert(meta.clone());
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let allowed = match &state {
-        Some(s) => {
-            let loopback = req.peer_addr().is_some_and(|a| a.ip().is_loopback());
-            let method = req.method().to_string();
-            access(
-                req.path(),
-                &method,
-                loopback,
-                presented_key(&req),
-                &s.api_keys,
-                &s.admin_keys,
-            )
-        }
+        Some(s) => access::check(&req, &s.api_keys, &s.admin_keys),
         None => Ok(()),
     };
     let mut res = match allowed {
         Ok(()) => next.call(req).await?.map_into_boxed_body(),
-        Err(error) => {
+        Err(refusal) => {
             let err = DialectError {
-                error,
+                error: refusal.error,
                 dialect,
                 request_id: Some(request_id.clone()),
             };
-            req.into_response(err.error_response())
+            let mut res = err.error_response();
+            if refusal.challenge {
+                res.headers_mut().insert(
+                    actix_web::http::header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(access::BASIC_CHALLENGE),
+                );
+            }
+            req.into_response(res)
         }
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -266,41 +215,4 @@ pub fn only(methods: &'static str) -> actix_web::Route {
         );
         resp
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn access_matrix() {
-        let users = vec!["user-key".to_string()];
-        let admins = vec!["admin-key".to_string()];
-        let none: Vec<String> = Vec::new();
-        let check = |path, loopback, key: Option<&str>, admin_keys: &[String]| {
-            access(path, "GET", loopback, key, &users, admin_keys).map_err(|e| e.to_string())
-        };
-        // Admin keys configured: only they open /admin/* and /metrics, from anywhere.
-        for path in ["/admin/pools", "/metrics", "/admin/requests"] {
-            assert!(check(path, true, None, &admins).is_err(), "{path}: no key");
-            assert!(
-                check(path, true, Some("user-key"), &admins).is_err(),
-                "{path}: a user key is not an admin key"
-            );
-            assert!(
-                check(path, false, Some("admin-key"), &admins).is_ok(),
-                "{path}: admin key from afar"
-            );
-        }
-        // ... and an admin key is not a user key.
-        assert!(check("/anthropic/v1/messages", true, Some("admin-key"), &admins).is_err());
-        assert!(check("/anthropic/v1/messages", false, Some("user-key"), &admins).is_ok());
-        // No admin keys: loopback only.
-        assert!(check("/admin/pools", true, None, &none).is_ok());
-        let far = check("/admin/pools", false, Some("user-key"), &none).expect_err("not loopback");
-        assert!(far.contains("only on loopback"), "{far}");
-        // The dashboard page is static; its data is what is guarded.
-        assert!(check("/admin", false, None, &admins).is_ok());
-        assert!(access("/admin", "POST", false, None, &users, &admins).is_err());
-    }
 }

@@ -20,6 +20,16 @@ fn default_pool(pools: &Value) -> &Value {
         .expect("default pool")
 }
 
+/// `Authorization: Basic` with `key` as the password, as a browser sends it.
+fn basic(key: &str) -> String {
+    use base64::Engine;
+    let pair = format!("anyone:{key}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
 #[actix_rt::test]
 async fn admin_keys_are_separate_from_user_keys() {
     let server = TestServer::fake(|s| {
@@ -27,27 +37,29 @@ async fn admin_keys_are_separate_from_user_keys() {
         s.server.admin_keys = vec!["admin-key".into()];
     })
     .await;
-    let get = |key: Option<&'static str>, path: &'static str| {
-        let mut req = client().get(server.url(path));
-        if let Some(k) = key {
-            req = req.insert_header(("x-api-key", k));
+    let status = |key: Option<&'static str>, path: &'static str| {
+        let server = &server;
+        async move {
+            let headers = key.map(|k| ("x-api-key", k));
+            get_with(&server.url(path), headers.as_slice())
+                .await
+                .status
+                .as_u16()
         }
-        async move { req.send().await.expect("get").status().as_u16() }
     };
-    assert_eq!(get(None, "/admin/pools").await, 401);
     assert_eq!(
-        get(Some("user-key"), "/admin/pools").await,
+        status(None, "/admin/pools").await,
+        401,
+        "loopback opens nothing"
+    );
+    assert_eq!(
+        status(Some("user-key"), "/admin/pools").await,
         401,
         "a user key does not open /admin"
     );
-    assert_eq!(get(Some("admin-key"), "/admin/pools").await, 200);
-    assert_eq!(get(Some("admin-key"), "/metrics").await, 200);
-    assert_eq!(get(Some("user-key"), "/metrics").await, 401);
-    assert_eq!(
-        get(None, "/admin").await,
-        200,
-        "the static page loads; its data needs the key"
-    );
+    assert_eq!(status(Some("admin-key"), "/admin/pools").await, 200);
+    assert_eq!(status(Some("admin-key"), "/metrics").await, 200);
+    assert_eq!(status(Some("user-key"), "/metrics").await, 401);
     let as_user = post_json(
         &server.url("/anthropic/v1/messages"),
         user("x"),
@@ -55,6 +67,95 @@ async fn admin_keys_are_separate_from_user_keys() {
     )
     .await;
     as_user.anthropic_error(401, "authentication_error");
+    server.stop().await;
+}
+
+#[actix_rt::test]
+async fn the_dashboard_page_asks_a_browser_for_the_admin_key() {
+    let server = TestServer::fake(|s| {
+        s.server.api_keys = vec!["user-key".into()];
+        s.server.admin_keys = vec!["admin-key".into()];
+    })
+    .await;
+    let challenge = |r: &Reply| {
+        r.headers
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+    };
+    for header in [None, Some(basic("user-key")), Some(basic("wrong"))] {
+        let headers = header.as_deref().map(|h| ("authorization", h));
+        let r = get_with(&server.url("/admin"), headers.as_slice()).await;
+        assert_eq!(r.status.as_u16(), 401, "{header:?}: {}", r.raw);
+        assert_eq!(r.body["error"]["type"], "authentication_error", "{}", r.raw);
+        assert_eq!(
+            challenge(&r).as_deref(),
+            Some("Basic realm=\"clinvoker admin\""),
+            "{header:?}"
+        );
+    }
+    let page = get_with(
+        &server.url("/admin"),
+        &[("authorization", &basic("admin-key"))],
+    )
+    .await;
+    assert_eq!(page.status.as_u16(), 200, "{}", page.raw);
+    assert!(page.raw.contains("<html"), "the dashboard page");
+    // The page's own requests carry the browser's Basic credentials; only the page challenges.
+    let data = get_with(
+        &server.url("/admin/pools"),
+        &[("authorization", &basic("admin-key"))],
+    )
+    .await;
+    assert_eq!(data.status.as_u16(), 200, "{}", data.raw);
+    let refused = get_with(&server.url("/admin/pools"), &[]).await;
+    assert_eq!(refused.status.as_u16(), 401);
+    assert_eq!(
+        challenge(&refused),
+        None,
+        "no login prompt for the page's fetches"
+    );
+    // Basic works wherever a key does.
+    let api = post_json(
+        &server.url("/anthropic/v1/messages"),
+        user("x"),
+        &[("authorization", &basic("user-key"))],
+    )
+    .await;
+    assert_eq!(api.status.as_u16(), 200, "{}", api.raw);
+    server.stop().await;
+}
+
+#[actix_rt::test]
+async fn user_keys_without_admin_keys_close_the_operators_routes_even_on_loopback() {
+    let server = TestServer::fake(|s| s.server.api_keys = vec!["user-key".into()]).await;
+    for path in ["/admin/pools", "/metrics", "/admin"] {
+        for key in [None, Some("user-key")] {
+            let headers = key.map(|k| ("x-api-key", k));
+            let r = get_with(&server.url(path), headers.as_slice()).await;
+            assert_eq!(r.status.as_u16(), 403, "{path} {key:?}: {}", r.raw);
+            assert_eq!(r.body["error"]["type"], "permission_error", "{}", r.raw);
+            let message = r.body["error"]["message"].as_str().unwrap_or_default();
+            assert!(
+                message.contains("CLINVOKER__SERVER__ADMIN_KEYS"),
+                "says how to set one: {message}"
+            );
+            assert!(
+                r.headers.get("www-authenticate").is_none(),
+                "no key would do"
+            );
+        }
+    }
+    let kill = post_json(
+        &server.url("/admin/processes/1/kill"),
+        json!({}),
+        &[("x-api-key", "user-key")],
+    )
+    .await;
+    assert_eq!(kill.status.as_u16(), 403, "{}", kill.raw);
+    // The encoded spelling of a route is the route.
+    let encoded = get_with(&server.url("/%61dmin/pools"), &[("x-api-key", "user-key")]).await;
+    assert_eq!(encoded.status.as_u16(), 403, "{}", encoded.raw);
     server.stop().await;
 }
 

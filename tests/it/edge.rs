@@ -106,21 +106,18 @@ async fn api_keys_guard_every_route() {
             .status,
         200
     );
-    let health = client()
-        .get(server.url("/health"))
-        .send()
-        .await
-        .expect("get")
-        .status();
-    assert_eq!(health, 401);
-    let health = client()
-        .get(server.url("/health"))
-        .insert_header(("x-api-key", "k-one"))
-        .send()
-        .await
-        .expect("get")
-        .status();
-    assert_eq!(health, 200);
+    // Probes carry no keys; the API's description is not public once keys are set.
+    assert_eq!(get_with(&server.url("/health"), &[]).await.status, 200);
+    let doc = get_with(&server.url("/openapi.json"), &[]).await;
+    assert_eq!(doc.status, 401, "{}", doc.raw);
+    assert_eq!(doc.body["error"]["type"], "authentication_error");
+    let doc = get_with(&server.url("/openapi.json"), &[("x-api-key", "k-one")]).await;
+    assert_eq!(doc.status, 200);
+    let unknown = get_with(&server.url("/no/such/route"), &[]).await;
+    assert_eq!(
+        unknown.status, 401,
+        "unknown routes answer no one without a key"
+    );
     server.stop().await;
 }
 

@@ -163,14 +163,32 @@ pub async fn post_json(url: &str, body: Value, headers: &[(&str, &str)]) -> Repl
     for (k, v) in headers {
         req = req.insert_header((*k, *v));
     }
-    let mut resp = req.send_body(body.to_string()).await.expect("POST");
-    let bytes = resp.body().limit(16 << 20).await.expect("body");
-    let raw = String::from_utf8_lossy(&bytes).to_string();
-    Reply {
-        status: resp.status(),
-        headers: resp.headers().clone(),
-        body: serde_json::from_str(&raw).unwrap_or(Value::Null),
-        raw,
+    let resp = req.send_body(body.to_string()).await.expect("POST");
+    Reply::read(resp).await
+}
+
+pub async fn get_with(url: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut req = client().get(url);
+    for (k, v) in headers {
+        req = req.insert_header((*k, *v));
+    }
+    let resp = req.send().await.expect("GET");
+    Reply::read(resp).await
+}
+
+impl Reply {
+    async fn read<S>(mut resp: awc::ClientResponse<S>) -> Self
+    where
+        S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin,
+    {
+        let bytes = resp.body().limit(16 << 20).await.expect("body");
+        let raw = String::from_utf8_lossy(&bytes).to_string();
+        Reply {
+            status: resp.status(),
+            headers: resp.headers().clone(),
+            body: serde_json::from_str(&raw).unwrap_or(Value::Null),
+            raw,
+        }
     }
 }
 

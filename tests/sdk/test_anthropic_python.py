@@ -273,9 +273,12 @@ def test_right_key_as_bearer_token_works(keyed_server, no_env_credentials):
     assert raw.parse().content[0].text == "MOCK_OK: Bearer %s" % t
 
 
-def test_keyed_server_health_needs_a_key(keyed_server):
+def test_keyed_server_health_is_open_and_openapi_needs_a_key(keyed_server):
+    # Probes carry no keys.
     status, body = get(keyed_server.url + "/health")
-    # Operator routes answer in clinvoker's own error shape ({"error": {type, message, request_id}}).
-    assert status == 401 and body["error"]["type"] == "authentication_error", body
-    status, body = get(keyed_server.url + "/health", {"x-api-key": KEYS[0]})
     assert status == 200 and body["backends"]["claude"]["found"] is True, body
+    status, body = get(keyed_server.url + "/openapi.json")
+    # Routes outside the Anthropic and OpenAI dialects answer in clinvoker's own error shape.
+    assert status == 401 and body["error"]["type"] == "authentication_error", body
+    status, body = get(keyed_server.url + "/openapi.json", {"x-api-key": KEYS[0]})
+    assert status == 200 and "/anthropic/v1/messages" in body["paths"], body

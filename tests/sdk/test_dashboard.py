@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -90,4 +91,33 @@ def test_dashboard_shows_the_pools_live(sdk_env, tmp_path):
     if os.environ.get("UPDATE_SCREENSHOT") == "1":
         (REPO / "docs").mkdir(exist_ok=True)
         shutil.copy(shot, REPO / "docs" / "dashboard.png")
+    assert stop_error is None, stop_error
+
+
+def test_dashboard_logs_in_with_the_admin_key_when_keys_are_set(sdk_env, tmp_path):
+    """Keys configured: the page answers 401 with a Basic challenge, the browser logs in with the
+    admin key as password, and the page's own polls carry that login (a stale key in the page's
+    key field does not spoil it)."""
+    if CHROMIUM is None:
+        pytest.fail("chromium is not installed: the test command installs Debian's chromium package")
+    server = Server(tmp_path, sdk_env.mock, "dashboard-keys", {
+        "CLINVOKER__BACKENDS__CLAUDE__COMMAND": str(FAKE_CLAUDE),
+        "CLINVOKER_API_KEYS": "dash-user-key",
+        "CLINVOKER_ADMIN_KEYS": "dash-admin-key",
+    })
+    try:
+        try:
+            urllib.request.urlopen(server.url + "/admin", timeout=10)
+            pytest.fail("the page answered without a login")
+        except urllib.error.HTTPError as e:
+            refused = (e.code, e.headers.get("www-authenticate"))
+        logged_in = "http://anyone:dash-admin-key@127.0.0.1:%d/admin?key=stale-key" % server.port
+        dom = chromium(tmp_path, "--virtual-time-budget=4000", "--dump-dom", logged_in)
+    finally:
+        stop_error = server.wait_stopped()
+    assert refused == (401, 'Basic realm="clinvoker admin"'), refused
+    # Several renders: the login outlived the first round of polls.
+    rendered = int(re.search(r'<body[^>]*data-rendered="(\d+)"', dom).group(1))
+    assert rendered >= 3, dom[:2000]
+    assert 'data-pool="default"' in dom and 'class="tile"' in dom, dom[:2000]
     assert stop_error is None, stop_error
