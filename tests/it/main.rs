@@ -6,6 +6,7 @@ mod binary;
 mod dispatch;
 mod edge;
 mod fake_cli;
+mod fakes;
 mod native;
 mod openai;
 mod real_cli;

@@ -2,7 +2,7 @@
 """Minimal mock of the Anthropic Messages API for driving the real Claude Code CLI
 offline (clinvoker's integration tests and benchmark). Stdlib only.
 
-Usage:  python3 mock_anthropic.py PORT [LOGFILE]
+Usage:  python3 mock_anthropic.py PORT [LOGFILE] [--exit-on-stdin-eof]
         ANTHROPIC_BASE_URL=http://127.0.0.1:PORT ANTHROPIC_API_KEY=sk-test claude -p ...
 
 Endpoints:
@@ -25,10 +25,30 @@ CLI adds itself -- "<system-reminder>", "<local-command-caveat>", "<command-name
   SLOW        -> 300 ms between text deltas
   TOOL:<Name>:<json input>   e.g.  TOOL:Bash:{"command":"echo hi","description":"d"}
               -> answers with a text block and a tool_use block (stop_reason tool_use);
-                 once a tool_result comes back it answers with text quoting that result
+                 once a tool_result comes back it answers with text quoting that result.
+                 Several TOOL: markers in one message give several tool_use blocks in one
+                 answer (parallel calls). <Name> may hold letters, digits, _ . and -.
 otherwise: text "MOCK_OK: <first 60 chars of the last user text>" in a few deltas,
 stop_reason end_turn, usage {input_tokens 11, output_tokens 7}; model echoed from the request.
 Env MOCK_DELAY_MS adds a delay before every answer.
+
+Structured output (what `claude --json-schema` asks for).  Checked before the default answer, unless the
+last user text holds a TOOL: marker or a FAIL/HANG word:
+  * The request offers a tool named "StructuredOutput" (what `claude --json-schema` and the
+    initialize `jsonSchema` field add), or its tool_choice forces one tool ({"type":"tool","name":N})
+    -> answer with a tool_use of that tool whose input is built from its input_schema by a trivial
+    generator (required keys only; string "x" or the first enum/const, integer/number 1, boolean
+    true, null null, array [] or minItems copies, anyOf/oneOf/allOf: first branch, local $ref
+    followed; a non-object result becomes {} since a tool input is always an object),
+    stop_reason tool_use.  Once the last user message is a tool_result without error,
+    the normal text answer follows.
+    Magic words looked for in ANY user message of the request (the CLI's retries do not repeat
+    the original prompt):
+      SO_TEXT      answer plain text instead (the model "forgets" to call the tool)
+      SO_BAD       the tool input violates the schema (required keys get a value of the wrong type)
+      SO_BAD_ONCE  like SO_BAD until a tool_result with is_error has come back, then valid
+  * The request carries output_config.format or output_format {"type":"json_schema","schema":S}
+    (the Messages API's own structured outputs)  -> the text answer is json.dumps(generated(S)).
 """
 import json
 import os
@@ -65,6 +85,82 @@ def last_user_text(msgs):
                 cc = " ".join(x.get("text", "") for x in cc if isinstance(x, dict))
             out.append("TOOL_RESULT%s: %s" % (" (error)" if b.get("is_error") else "", cc))
     return " ".join(out)
+
+
+def all_user_text(msgs):
+    """Text of every user message (magic words that must survive the CLI's own retries)."""
+    out = []
+    for m in msgs:
+        if m.get("role") != "user":
+            continue
+        c = m.get("content")
+        if isinstance(c, str):
+            out.append(c)
+            continue
+        for b in c or []:
+            if isinstance(b, dict) and b.get("type") == "text":
+                out.append(b.get("text", ""))
+    return " ".join(out)
+
+
+def gen_from_schema(schema, root=None, bad=False, depth=0):
+    """Smallest value that satisfies a JSON schema (bad=True: required values of the wrong type)."""
+    root = root if root is not None else schema
+    if not isinstance(schema, dict) or depth > 20:
+        return "x"
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        node = root
+        for part in ref[2:].split("/"):
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        return gen_from_schema(node, root, bad, depth + 1)
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if schema.get(key):
+            return gen_from_schema(schema[key][0], root, bad, depth + 1)
+    t = schema.get("type")
+    if isinstance(t, list):
+        t = next((x for x in t if x != "null"), "null")
+    if t is None and "properties" in schema:
+        t = "object"
+    if t == "object":
+        props = schema.get("properties", {})
+        out = {}
+        for k in schema.get("required", []):
+            if bad:
+                pt = props.get(k, {}).get("type")
+                out[k] = 1 if pt in ("string", "object", "array", "boolean", None) else "x"
+            else:
+                out[k] = gen_from_schema(props.get(k, {}), root, False, depth + 1)
+        return out
+    if t == "array":
+        n = int(schema.get("minItems", 0) or 0)
+        return [gen_from_schema(schema.get("items", {}), root, False, depth + 1) for _ in range(n)]
+    return {"string": "x", "integer": 1, "number": 1, "boolean": True, "null": None}.get(t, "x")
+
+
+def structured_answer(req, text):
+    """(kind, value) for a structured-output request, or None.  See the module docstring."""
+    msgs = req.get("messages", [])
+    every = all_user_text(msgs)
+    fmt = (req.get("output_config") or {}).get("format") or req.get("output_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        return ("json_text", json.dumps(gen_from_schema(fmt.get("schema", {}))))
+    if text.startswith("TOOL_RESULT") and "(error)" not in text:
+        return None  # the tool call was accepted: fall through to the normal text answer
+    tools = {t.get("name"): t for t in req.get("tools") or [] if isinstance(t, dict)}
+    choice = req.get("tool_choice") or {}
+    name = choice.get("name") if choice.get("type") == "tool" else None
+    if name is None and "StructuredOutput" in tools:
+        name = "StructuredOutput"
+    if name is None or name not in tools or "SO_TEXT" in every:
+        return None
+    bad = "SO_BAD" in every and not ("SO_BAD_ONCE" in every and "(error)" in text)
+    value = gen_from_schema(tools[name].get("input_schema", {}), bad=bad)
+    return ("tool_use", name, value if isinstance(value, dict) else {})  # tool input is an object
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -134,14 +230,22 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(600)
             return
         blocks = []  # list of ("text", str) or ("tool_use", name, input)
-        tool = re.search(r"TOOL:([A-Za-z_]+):(\{.*\})", text)
-        if tool and not text.startswith("TOOL_RESULT"):
-            try:
-                inp = json.loads(tool.group(2))
-            except ValueError:
-                inp = {}
-            blocks = [("text", "Calling a tool."), ("tool_use", tool.group(1), inp)]
+        tools = []
+        if not text.startswith("TOOL_RESULT"):
+            for m in re.finditer(r"TOOL:([A-Za-z0-9_.\-]+):(?=\{)", text):
+                try:
+                    inp = json.JSONDecoder().raw_decode(text, m.end())[0]
+                except ValueError:
+                    inp = {}
+                tools.append(("tool_use", m.group(1), inp))
+        so = None if tools or fail else structured_answer(req, text)
+        if tools:
+            blocks = [("text", "Calling a tool.")] + tools
             stop = "tool_use"
+        elif so and so[0] == "tool_use":
+            blocks, stop = [so], "tool_use"
+        elif so:
+            blocks, stop = [("text", so[1])], "end_turn"
         else:
             blocks = [("text", "MOCK_OK: " + text[:60])]
             stop = "end_turn"
