@@ -6,7 +6,8 @@
 //! the operators' routes from elsewhere. Once any key is configured, loopback counts for nothing:
 //! the operators' routes (`/admin`, `/admin/*`, `/metrics`) take only an admin key
 //! (`server.admin_keys`; none listed = 403 that says how to set one), `/openapi.json` either kind,
-//! and the model APIs a user key whenever `server.api_keys` lists one. Loopback counts only in
+//! and the model APIs a user key (an admin key when `server.api_keys` lists none: then the admins
+//! are the only ones with keys). Loopback counts only in
 //! the keyless case because behind a reverse proxy on the same host every request comes from
 //! loopback; for the same reason `X-Forwarded-For`, `X-Real-IP` and `Forwarded` are never read.
 
@@ -125,7 +126,8 @@ pub fn access(
         Guard::Operator => Err(refuse("admin").into()),
         Guard::Document if listed(api_keys) || listed(admin_keys) => Ok(()),
         Guard::Document => Err(refuse("API").into()),
-        Guard::Api if api_keys.is_empty() || listed(api_keys) => Ok(()),
+        // With admin keys alone, the admins are the only ones with keys: theirs open the APIs.
+        Guard::Api if listed(api_keys) || (api_keys.is_empty() && listed(admin_keys)) => Ok(()),
         Guard::Api => Err(refuse("API").into()),
     }
 }
@@ -310,6 +312,11 @@ mod tests {
         // Basic credentials).
         let pools = ("/admin/pools", "GET");
         assert_eq!(run(pools, false, &["stale", ADMIN], &[], &[ADMIN]), Ok(()));
+        // Admin keys alone close the model APIs too; the admins' keys open them.
+        let api = ("/anthropic/v1/messages", "POST");
+        let e = run(api, true, &[], &[], &[ADMIN]).expect_err("keys are configured");
+        assert!(e.starts_with("401 "), "{e}");
+        assert_eq!(run(api, false, &[ADMIN], &[], &[ADMIN]), Ok(()));
         // Other methods on the page are operator routes that do not ask a browser to log in.
         let post = run(("/admin", "POST"), true, &[], &[], &[ADMIN]).expect_err("no key");
         assert!(post.starts_with("401 "), "{post}");
@@ -324,8 +331,8 @@ mod tests {
             "{e}"
         );
         assert_eq!(run(api, false, &[USER], &[USER], &[ADMIN]), Ok(()));
-        // Admin keys alone leave the model APIs open, as `server.api_keys` documents.
-        assert_eq!(run(api, false, &[], &[], &[ADMIN]), Ok(()));
+        // With admin keys alone, the model APIs need a key too (the admins').
+        assert!(run(api, false, &[], &[], &[ADMIN]).is_err());
     }
 
     #[test]
