@@ -76,11 +76,45 @@ pub struct AgenticSettings {
     pub permission_mode: String,
 }
 
-/// A CLI clinvoker detects and routes model names to, without serving it yet.
+/// The OpenAI Codex CLI, driven as `codex app-server` (JSON-RPC over stdio).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct OtherBackendSettings {
+pub struct CodexSettings {
     pub command: String,
+    /// The Responses API base URL (OpenAI's, or a compatible gateway's).
+    pub base_url: String,
+    /// Model for a request whose name the table does not map and is not a Codex model name.
+    pub default_model: String,
+    /// Concurrent conversations (threads) one process hosts.
+    pub conversations_per_process: usize,
+    /// Processes kept warm in the default pool when the CLI is installed.
+    pub min_idle: usize,
+    /// The base prompt of a conversation without a system prompt (replaces Codex's own).
+    pub base_instructions: String,
+    pub request_max_retries: u32,
+    pub stream_idle_timeout_ms: u64,
+    /// Extra environment for the children only (on top of the server's own).
+    pub env: BTreeMap<String, String>,
+    pub models: BTreeMap<String, String>,
+}
+
+/// The Google Gemini CLI, driven as `gemini --acp` (Agent Client Protocol).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeminiSettings {
+    pub command: String,
+    /// `GOOGLE_GEMINI_BASE_URL` for the children; empty = Google's.
+    pub base_url: String,
+    /// Model for a request whose name the table does not map (never "auto").
+    pub default_model: String,
+    /// Concurrent conversations (sessions) one process hosts.
+    pub conversations_per_process: usize,
+    /// Processes kept warm in the default pool when the CLI is installed.
+    pub min_idle: usize,
+    /// Sessions a process opens before it is recycled (they are never freed).
+    pub max_sessions_per_process: u32,
+    /// Extra environment for the children only (on top of the server's own).
+    pub env: BTreeMap<String, String>,
     pub models: BTreeMap<String, String>,
 }
 
@@ -122,8 +156,8 @@ pub struct PoolSettings {
 #[serde(deny_unknown_fields)]
 pub struct BackendSettings {
     pub claude: ClaudeSettings,
-    pub codex: OtherBackendSettings,
-    pub gemini: OtherBackendSettings,
+    pub codex: CodexSettings,
+    pub gemini: GeminiSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -233,6 +267,34 @@ impl Settings {
         }
         if p.max_turns_per_process == 0 {
             return invalid("pool.max_turns_per_process", "must be at least 1");
+        }
+        let (codex, gemini) = (&self.backends.codex, &self.backends.gemini);
+        if codex.conversations_per_process == 0 {
+            return invalid(
+                "backends.codex.conversations_per_process",
+                "must be at least 1",
+            );
+        }
+        if gemini.conversations_per_process == 0 {
+            return invalid(
+                "backends.gemini.conversations_per_process",
+                "must be at least 1",
+            );
+        }
+        if gemini.max_sessions_per_process == 0 {
+            return invalid(
+                "backends.gemini.max_sessions_per_process",
+                "must be at least 1",
+            );
+        }
+        if gemini.default_model == "auto" {
+            return invalid(
+                "backends.gemini.default_model",
+                "must name a model: \"auto\" doubles the upstream calls",
+            );
+        }
+        if codex.min_idle > p.max_processes || gemini.min_idle > p.max_processes {
+            return invalid("backends.*.min_idle", "must not exceed pool.max_processes");
         }
         if p.ready_timeout_secs == 0 {
             return invalid("pool.ready_timeout_secs", "must be at least 1");

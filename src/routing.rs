@@ -84,13 +84,15 @@ impl ModelRouter {
         Route { backend, model }
     }
 
-    /// The Claude model for `requested`, or the error its backend answers with when that is not
-    /// Claude Code.
-    pub fn resolve(&self, requested: &str) -> Result<String, ServeError> {
+    /// The backend and CLI model for `requested`, or the error a request gets when that
+    /// backend's CLI is not installed. Claude Code, the server's main backend, is always routed:
+    /// a missing CLI there is the server's fault (its pool reports why it cannot start), not
+    /// the client's choice of model.
+    pub fn resolve(&self, requested: &str) -> Result<Route, ServeError> {
         let route = self.route(requested);
-        match route.backend {
-            Backend::Claude => Ok(route.model),
-            other => Err(self.unserved(other)),
+        match (route.backend, self.installed_at(route.backend)) {
+            (Backend::Claude, _) | (_, Some(_)) => Ok(route),
+            (other, None) => Err(self.unserved(other)),
         }
     }
 
@@ -110,10 +112,7 @@ impl ModelRouter {
         let name = backend.name();
         let reason = match self.installed.get(&backend).cloned().flatten() {
             None => format!("backend {name} is not installed (its CLI was not found)"),
-            Some(path) => format!(
-                "backend {name} (CLI at {}) is not served by this version; use a Claude model",
-                path.display()
-            ),
+            Some(path) => format!("backend {name} (CLI at {}) is not served", path.display()),
         };
         ServeError::NotServed {
             backend: name,

@@ -135,10 +135,12 @@ pub async fn messages(
         .map_err(err)?;
     let parsed = wire::parse_request(&body).map_err(|m| err(ApiError::InvalidRequest(m)))?;
     let serve_err = |e: ServeError| err(ApiError::Serve(e));
+    let route = state.router.resolve(&parsed.model).map_err(serve_err)?;
     let spec = TurnSpec {
         request_id: request_id.clone(),
-        pool: parsed.pool(),
-        cli_model: state.router.resolve(&parsed.model).map_err(serve_err)?,
+        pool: parsed.pool(route.backend),
+        system_prompt: parsed.system.clone(),
+        cli_model: route.model,
         history: parsed.history,
         prompt: parsed.prompt,
     };

@@ -121,6 +121,7 @@ fn plan(state: &AppState, p: &PromptRequest, request_id: &str) -> Result<Planned
     let cli_model = state.router.claude_model(&model);
     let spec = TurnSpec {
         request_id: request_id.to_string(),
+        system_prompt: pool.system_prompt.clone(),
         pool,
         cli_model,
         history: Vec::new(),

@@ -101,10 +101,12 @@ pub async fn chat_completions(
         })
     })?;
     let serve_err = |e: ServeError| err(ApiError::Serve(e));
+    let route = state.router.resolve(&parsed.model).map_err(serve_err)?;
     let spec = TurnSpec {
         request_id: request_id.clone(),
-        pool: parsed.pool(),
-        cli_model: state.router.resolve(&parsed.model).map_err(serve_err)?,
+        pool: parsed.pool(route.backend),
+        system_prompt: parsed.system.clone(),
+        cli_model: route.model,
         history: parsed.history,
         prompt: parsed.prompt,
     };

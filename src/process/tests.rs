@@ -201,6 +201,7 @@ impl Harness {
             request: TurnRequest {
                 request_id: "req_1".into(),
                 pool: PoolKey::default_pool(),
+                system_prompt: String::new(),
                 cli_model: model.into(),
                 history,
                 prompt: json!(prompt),

@@ -209,6 +209,7 @@ impl Handler<RunTurn> for CliProcess {
                 .map(move |(), act, ctx| act.interrupt_turn(turn, ServeError::Cancelled, ctx)),
         );
         let input = TurnInput {
+            system_prompt: request.system_prompt,
             model: request.cli_model.clone(),
             history: request.history,
             prompt: request.prompt,

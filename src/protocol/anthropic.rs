@@ -21,8 +21,8 @@ pub struct MessagesRequest {
 }
 
 impl MessagesRequest {
-    pub fn pool(&self) -> PoolKey {
-        PoolKey::chat(Backend::Claude, self.system.clone())
+    pub fn pool(&self, backend: Backend) -> PoolKey {
+        PoolKey::for_chat(backend, &self.system)
     }
 }
 

@@ -62,6 +62,16 @@ impl PoolKey {
         Self::chat(backend, String::new())
     }
 
+    /// The chat pool of a request with `system_prompt` on `backend`. Claude Code binds its system
+    /// prompt when a process starts, so each prompt has its pool; Codex and Gemini take it per
+    /// conversation, so one pool serves every prompt.
+    pub fn for_chat(backend: Backend, system_prompt: &str) -> Self {
+        match backend {
+            Backend::Claude => Self::chat(backend, system_prompt.to_string()),
+            Backend::Codex | Backend::Gemini => Self::default_of(backend),
+        }
+    }
+
     /// A chat pool in the scratch directory.
     pub fn chat(backend: Backend, system_prompt: String) -> Self {
         Self {
@@ -141,6 +151,9 @@ impl PoolKey {
 pub struct TurnSpec {
     pub request_id: String,
     pub pool: PoolKey,
+    /// The conversation's system prompt ("" = none); part of the pool key where the CLI binds
+    /// it per process.
+    pub system_prompt: String,
     pub cli_model: String,
     pub history: Vec<ChatMessage>,
     pub prompt: Value,
@@ -157,6 +170,7 @@ impl TurnSpec {
             submitted: std::time::Instant::now(),
             request_id: self.request_id,
             pool: self.pool,
+            system_prompt: self.system_prompt,
             cli_model: self.cli_model,
             history: self.history,
             prompt: self.prompt,
@@ -195,6 +209,8 @@ pub struct TurnRequest {
     /// The id the client sees in the `request-id` header and in error bodies.
     pub request_id: String,
     pub pool: PoolKey,
+    /// The conversation's system prompt ("" = none).
+    pub system_prompt: String,
     /// The model the CLI runs (already mapped from the client's name).
     pub cli_model: String,
     /// Prior turns, replayed into the process before `prompt` (may be empty).

@@ -25,8 +25,8 @@ pub struct ChatRequest {
 }
 
 impl ChatRequest {
-    pub fn pool(&self) -> PoolKey {
-        PoolKey::chat(Backend::Claude, self.system.clone())
+    pub fn pool(&self, backend: Backend) -> PoolKey {
+        PoolKey::for_chat(backend, &self.system)
     }
 }
 

@@ -314,6 +314,16 @@ impl Handler<Submit> for SessionSupervisor {
         if let Phase::ShuttingDown { .. } = self.phase {
             return fail(request.events, ServeError::ShuttingDown);
         }
+        if request.pool.backend != Backend::Claude {
+            let backend = request.pool.backend.name();
+            return fail(
+                request.events,
+                ServeError::NotServed {
+                    backend,
+                    reason: format!("backend {backend} has no process driver yet"),
+                },
+            );
+        }
         let actions = self.book.submit(request, Instant::now());
         self.run(actions, ctx);
         self.sync_metrics();

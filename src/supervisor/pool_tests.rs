@@ -30,6 +30,7 @@ pub(crate) fn request(
         submitted: Instant::now(),
         request_id: id.into(),
         pool: pool.clone(),
+        system_prompt: pool.system_prompt.clone(),
         cli_model: "sonnet".into(),
         history: vec![],
         prompt: serde_json::json!("hi"),

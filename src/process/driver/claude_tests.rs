@@ -78,6 +78,7 @@ fn ready() -> ClaudeDriver {
 
 fn input(model: &str, history: Vec<ChatMessage>, prompt: &str) -> TurnInput {
     TurnInput {
+        system_prompt: String::new(),
         model: model.into(),
         history,
         prompt: json!(prompt),

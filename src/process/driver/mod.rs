@@ -6,9 +6,11 @@
 //!
 //! - [`claude`]: Claude Code's stream-json protocol (`claude -p --input-format stream-json`), one
 //!   conversation per process, reset with `rewind_conversation` after each turn.
+//! - [`jsonrpc`]: request/response correlation for the JSON-RPC CLIs (Codex, Gemini).
 
 pub mod claude;
 pub mod claude_wire;
+pub mod jsonrpc;
 
 use serde_json::Value;
 
@@ -18,6 +20,9 @@ use crate::protocol::{ChatMessage, TurnEvent};
 /// What one turn asks of a CLI.
 #[derive(Debug, Clone)]
 pub struct TurnInput {
+    /// The conversation's system prompt ("" = none). Drivers whose CLI binds it per process
+    /// (Claude Code) have it from `bind` already.
+    pub system_prompt: String,
     /// The model the CLI runs (already mapped from the client's name).
     pub model: String,
     /// Prior turns, replayed before `prompt` (may be empty).
