@@ -1,5 +1,8 @@
-//! Starting a Claude Code child: its command line, environment and working directory. The only
-//! place that touches `tokio::process`; the process actor itself works on any reader/writer pair.
+//! Starting a CLI child: its command line, environment, working directory and private files. The
+//! only place that touches `tokio::process`; the process actor itself works on any reader/writer
+//! pair. One file per CLI ([`claude`]) builds its [`SpawnSpec`].
+
+mod claude;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -7,7 +10,7 @@ use std::process::Stdio;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::process::{Child, Command};
 
-use crate::config::{AgenticSettings, BareMode, ClaudeSettings};
+use crate::config::AgenticSettings;
 use crate::protocol::{PoolKey, Profile};
 
 /// The pipes of a started process, boxed so tests can hand the actor in-memory pipes instead.
@@ -30,80 +33,6 @@ pub struct SpawnSpec {
 }
 
 impl SpawnSpec {
-    /// The chat profile: no tools, no settings/CLAUDE.md/MCP of the user running the server, no
-    /// transcripts, no permission prompts; system prompt bound later by `initialize`.
-    pub fn claude_chat(settings: &ClaudeSettings, state_dir: &Path) -> Self {
-        let bare = match settings.bare {
-            BareMode::On => true,
-            BareMode::Off => false,
-            BareMode::Auto => ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"]
-                .iter()
-                .any(|k| std::env::var_os(k).is_some_and(|v| !v.is_empty())),
-        };
-        let mut args: Vec<String> = [
-            "-p",
-            "--input-format",
-            "stream-json",
-            "--output-format",
-            "stream-json",
-            "--verbose",
-            "--include-partial-messages",
-            "--setting-sources",
-            "",
-            "--strict-mcp-config",
-            "--tools",
-            "",
-            "--no-session-persistence",
-            "--permission-prompts",
-            "none",
-            "--system-prompt",
-            "",
-            "--model",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.push(settings.default_model.clone());
-        if bare {
-            args.push("--bare".into());
-        }
-        args.extend(settings.extra_args.iter().cloned());
-
-        let mut env = vec![
-            // Without these the CLI retries a failing upstream for ~3 minutes behind our back.
-            (
-                "CLAUDE_CODE_MAX_RETRIES".into(),
-                settings.max_retries.to_string(),
-            ),
-            ("API_TIMEOUT_MS".into(), settings.api_timeout_ms.to_string()),
-            (
-                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".into(),
-                "1".into(),
-            ),
-            ("DISABLE_AUTOUPDATER".into(), "1".into()),
-            // Belt and braces with `client_composed`: forwarded text never reads server files.
-            ("CLAUDE_CODE_DISABLE_FILE_MENTIONS".into(), "1".into()),
-            ("CLAUDE_CODE_ATTRIBUTION_HEADER".into(), "0".into()),
-        ];
-        env.extend(settings.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        if settings.isolate_home {
-            let home = state_dir.join("claude-home");
-            env.push(("HOME".into(), home.display().to_string()));
-            env.push((
-                "CLAUDE_CONFIG_DIR".into(),
-                home.join(".claude").display().to_string(),
-            ));
-        }
-        Self {
-            program: PathBuf::from(&settings.command),
-            args,
-            env,
-            // Set when the server itself runs inside Claude Code; the child must not think so.
-            env_remove: vec!["CLAUDECODE".into(), "CLAUDE_CODE_ENTRYPOINT".into()],
-            cwd: state_dir.join("work"),
-        }
-    }
-
     /// The spec for a pool: its working directory and, for the agentic profile, the CLI's tools
     /// with the configured permission mode instead of none.
     pub fn for_pool(&self, key: &PoolKey, agentic: &AgenticSettings) -> Self {

@@ -1,0 +1,82 @@
+//! Claude Code's command line and environment.
+
+use std::path::{Path, PathBuf};
+
+use super::SpawnSpec;
+use crate::config::{BareMode, ClaudeSettings};
+
+impl SpawnSpec {
+    /// The chat profile: no tools, no settings/CLAUDE.md/MCP of the user running the server, no
+    /// transcripts, no permission prompts; system prompt bound later by `initialize`.
+    pub fn claude_chat(settings: &ClaudeSettings, state_dir: &Path) -> Self {
+        let bare = match settings.bare {
+            BareMode::On => true,
+            BareMode::Off => false,
+            BareMode::Auto => ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"]
+                .iter()
+                .any(|k| std::env::var_os(k).is_some_and(|v| !v.is_empty())),
+        };
+        let mut args: Vec<String> = [
+            "-p",
+            "--input-format",
+            "stream-json",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--include-partial-messages",
+            "--setting-sources",
+            "",
+            "--strict-mcp-config",
+            "--tools",
+            "",
+            "--no-session-persistence",
+            "--permission-prompts",
+            "none",
+            "--system-prompt",
+            "",
+            "--model",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.push(settings.default_model.clone());
+        if bare {
+            args.push("--bare".into());
+        }
+        args.extend(settings.extra_args.iter().cloned());
+
+        let mut env = vec![
+            // Without these the CLI retries a failing upstream for ~3 minutes behind our back.
+            (
+                "CLAUDE_CODE_MAX_RETRIES".into(),
+                settings.max_retries.to_string(),
+            ),
+            ("API_TIMEOUT_MS".into(), settings.api_timeout_ms.to_string()),
+            (
+                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".into(),
+                "1".into(),
+            ),
+            ("DISABLE_AUTOUPDATER".into(), "1".into()),
+            // Belt and braces with `client_composed`: forwarded text never reads server files.
+            ("CLAUDE_CODE_DISABLE_FILE_MENTIONS".into(), "1".into()),
+            ("CLAUDE_CODE_ATTRIBUTION_HEADER".into(), "0".into()),
+        ];
+        env.extend(settings.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if settings.isolate_home {
+            let home = state_dir.join("claude-home");
+            env.push(("HOME".into(), home.display().to_string()));
+            env.push((
+                "CLAUDE_CONFIG_DIR".into(),
+                home.join(".claude").display().to_string(),
+            ));
+        }
+        Self {
+            program: PathBuf::from(&settings.command),
+            args,
+            env,
+            // Set when the server itself runs inside Claude Code; the child must not think so.
+            env_remove: vec!["CLAUDECODE".into(), "CLAUDE_CODE_ENTRYPOINT".into()],
+            cwd: state_dir.join("work"),
+        }
+    }
+}
