@@ -98,8 +98,11 @@ pub struct RequestStatus {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct HealthStatus {
-    /// "ok", or "degraded" when the CLI is missing or processes keep failing to start.
+    /// "ok", or "degraded" when Claude Code's CLI is missing or processes keep failing to start.
     pub status: &'static str,
+    /// Consecutive processes (of any backend) that exited before becoming ready.
+    pub start_failures: u32,
+    pub last_start_error: Option<String>,
     pub backends: BackendHealth,
     pub pools: usize,
     pub processes: usize,
@@ -112,16 +115,18 @@ pub struct HealthStatus {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct BackendHealth {
     pub claude: CliHealth,
+    pub codex: CliHealth,
+    pub gemini: CliHealth,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CliHealth {
     pub command: String,
     pub found: bool,
+    /// Whether requests for it are served (Claude Code always is; the others when found).
+    pub served: bool,
     pub path: Option<String>,
     pub version: Option<String>,
-    pub start_failures: u32,
-    pub last_start_error: Option<String>,
 }
 
 /// Admin → supervisor: the in-flight requests (queued and running).

@@ -23,6 +23,8 @@ use crate::config::{Backend, Settings};
 use crate::error::ServeError;
 use crate::metrics::Metrics;
 use crate::process::driver::claude::ClaudeDriver;
+use crate::process::driver::codex::CodexDriver;
+use crate::process::driver::Driver;
 use crate::process::spawn::{self, SpawnSpec};
 use crate::process::{
     Bind, CliProcess, Interrupt, Kill, Probe, ProcessEvent, ProcessLimits, ProcessNotice, Retire,
@@ -52,18 +54,26 @@ pub struct SessionSupervisor {
     book: Book,
     /// The actor of every process in `book.processes` that was started successfully.
     addrs: HashMap<u64, Addr<CliProcess>>,
+    /// Private directories of live processes (a CLI's home), removed when the process exits.
+    homes: HashMap<u64, PathBuf>,
     phase: Phase,
     metrics: Arc<Metrics>,
     /// Each pool's counters at the last metrics sync (metric counters only go up by deltas).
     reported: HashMap<String, stats::Counters>,
-    /// Where the CLI was found at startup, and its `--version`.
-    cli_path: Option<PathBuf>,
-    cli_version: Option<String>,
+    /// Where each backend's CLI was found at startup (None: not installed), and its
+    /// `--version` once probed.
+    installed: BTreeMap<Backend, Option<PathBuf>>,
+    versions: BTreeMap<Backend, String>,
 }
 
 impl SessionSupervisor {
-    /// `cli_path`: where the Claude CLI was found at startup (None: not installed).
-    pub fn new(settings: Arc<Settings>, metrics: Arc<Metrics>, cli_path: Option<PathBuf>) -> Self {
+    /// `installed`: where each backend's CLI was found at startup (None: not installed). The
+    /// backends other than Claude Code are served only when installed.
+    pub fn new(
+        settings: Arc<Settings>,
+        metrics: Arc<Metrics>,
+        installed: BTreeMap<Backend, Option<PathBuf>>,
+    ) -> Self {
         let claude = &settings.backends.claude;
         let spec = SpawnSpec::claude_chat(claude, &settings.server.state_dir);
         let p = &settings.pool;
@@ -73,16 +83,68 @@ impl SessionSupervisor {
             interrupt_grace: Duration::from_secs(p.interrupt_grace_secs),
         };
         Self {
-            cli_path,
-            cli_version: None,
-            book: Book::new(settings.pool.clone()),
+            book: Self::book(&settings, &installed),
+            installed,
+            versions: BTreeMap::new(),
             spec,
             limits,
             addrs: HashMap::new(),
+            homes: HashMap::new(),
             phase: Phase::Running,
             settings,
             metrics,
             reported: HashMap::new(),
+        }
+    }
+
+    /// The book, serving every installed backend besides Claude Code.
+    fn book(settings: &Settings, installed: &BTreeMap<Backend, Option<PathBuf>>) -> Book {
+        let mut book = Book::new(settings.pool.clone());
+        let found = |b: Backend| installed.get(&b).is_some_and(Option::is_some);
+        let (codex, gemini) = (&settings.backends.codex, &settings.backends.gemini);
+        if found(Backend::Codex) {
+            book.serve(
+                Backend::Codex,
+                codex.conversations_per_process,
+                codex.min_idle,
+            );
+        }
+        if found(Backend::Gemini) {
+            book.serve(
+                Backend::Gemini,
+                gemini.conversations_per_process,
+                gemini.min_idle,
+            );
+        }
+        book
+    }
+
+    /// How process `id` of `backend` is started, and the driver that speaks its protocol.
+    fn launch(
+        &self,
+        id: u64,
+        backend: Backend,
+        pool: Option<&PoolKey>,
+    ) -> (SpawnSpec, Box<dyn Driver>) {
+        let b = &self.settings.backends;
+        let state_dir = &self.settings.server.state_dir;
+        match backend {
+            Backend::Claude => {
+                let spec = match pool {
+                    Some(key) => self.spec.for_pool(key, &self.settings.profiles.agentic),
+                    None => self.spec.clone(),
+                };
+                let driver = ClaudeDriver::new(id, b.claude.default_model.clone());
+                (spec, Box::new(driver))
+            }
+            Backend::Codex | Backend::Gemini => {
+                let spec = SpawnSpec::codex(&b.codex, state_dir, id);
+                let driver = CodexDriver::new(
+                    b.codex.conversations_per_process,
+                    b.codex.base_instructions.clone(),
+                );
+                (spec, Box::new(driver))
+            }
         }
     }
 
@@ -147,7 +209,11 @@ impl SessionSupervisor {
                     Some(addr) => addr.do_send(RunTurn { turn, request }),
                     None => fail(request.events, unavailable("the chosen process is gone")),
                 },
-                Action::Spawn { process, pool, .. } => self.start_process(process, pool, ctx),
+                Action::Spawn {
+                    process,
+                    backend,
+                    pool,
+                } => self.start_process(process, backend, pool, ctx),
                 Action::Bind { process, pool } => {
                     if let Some(addr) = self.addrs.get(&process) {
                         log::info!("process {process}: bound to pool {}", pool.name());
@@ -201,20 +267,24 @@ impl SessionSupervisor {
         }
     }
 
-    fn start_process(&mut self, id: u64, pool: Option<PoolKey>, ctx: &mut Context<Self>) {
-        let spec = match &pool {
-            Some(key) => self.spec.for_pool(key, &self.settings.profiles.agentic),
-            None => self.spec.clone(),
-        };
+    fn start_process(
+        &mut self,
+        id: u64,
+        backend: Backend,
+        pool: Option<PoolKey>,
+        ctx: &mut Context<Self>,
+    ) {
+        let (spec, driver) = self.launch(id, backend, pool.as_ref());
+        if let Some(home) = &spec.fresh_dir {
+            self.homes.insert(id, home.clone());
+        }
         match spec.spawn() {
             Ok((io, pid)) => {
                 self.book.started(id, pid);
-                let model = self.settings.backends.claude.default_model.clone();
-                let driver = Box::new(ClaudeDriver::new(id, model));
                 let addr = CliProcess::start(
                     id,
                     io,
-                    "claude",
+                    backend.name(),
                     driver,
                     self.limits,
                     ctx.address().recipient(),
@@ -238,6 +308,9 @@ impl SessionSupervisor {
                     spec.cwd.display()
                 );
                 log::error!("process {id}: {reason}");
+                if let Some(home) = self.homes.remove(&id) {
+                    let _ = std::fs::remove_dir_all(home);
+                }
                 let actions = self.book.exited(id, false, &reason, Instant::now());
                 self.run(actions, ctx);
             }
@@ -276,25 +349,26 @@ impl Actor for SessionSupervisor {
                 self.settings.server.state_dir.display()
             )
         });
-        match &self.cli_path {
-            Some(path) => {
-                let path = path.clone();
-                ctx.spawn(
-                    spawn::probe_version(path)
-                        .into_actor(self)
-                        .map(|version, act, _| {
-                            log::info!(
-                                "claude CLI version: {}",
-                                version.as_deref().unwrap_or("unknown")
-                            );
-                            act.cli_version = version;
-                        }),
-                );
-            }
-            None => log::warn!(
-                "claude CLI `{}` not found: requests will fail until it is installed",
-                self.settings.backends.claude.command
-            ),
+        for (backend, path) in self.installed.clone() {
+            let Some(path) = path else {
+                match backend {
+                    Backend::Claude => log::warn!(
+                        "claude CLI `{}` not found: requests will fail until it is installed",
+                        self.settings.backends.claude.command
+                    ),
+                    other => log::info!("{} CLI not found: not served", other.name()),
+                }
+                continue;
+            };
+            ctx.spawn(
+                spawn::probe_version(path)
+                    .into_actor(self)
+                    .map(move |version, act, _| {
+                        let version = version.unwrap_or_else(|| "unknown".into());
+                        log::info!("{} CLI version: {version}", backend.name());
+                        act.versions.insert(backend, version);
+                    }),
+            );
         }
         let actions = self.book.rebalance(Instant::now());
         self.run(actions, ctx);
@@ -314,7 +388,7 @@ impl Handler<Submit> for SessionSupervisor {
         if let Phase::ShuttingDown { .. } = self.phase {
             return fail(request.events, ServeError::ShuttingDown);
         }
-        if request.pool.backend != Backend::Claude {
+        if request.pool.backend == Backend::Gemini {
             let backend = request.pool.backend.name();
             return fail(
                 request.events,
@@ -356,6 +430,14 @@ impl Handler<ProcessNotice> for SessionSupervisor {
                 stderr_tail,
             } => {
                 self.addrs.remove(&id);
+                if let Some(home) = self.homes.remove(&id) {
+                    // Off the actor's thread: a CLI home holds databases of some megabytes.
+                    actix_rt::task::spawn_blocking(move || {
+                        if let Err(e) = std::fs::remove_dir_all(&home) {
+                            log::debug!("removing {}: {e}", home.display());
+                        }
+                    });
+                }
                 let last_stderr = stderr_tail.lines().last().unwrap_or_default();
                 log::info!("process {id}: exited: {status}");
                 if !stderr_tail.is_empty() {
@@ -383,19 +465,26 @@ impl Handler<GetHealth> for SessionSupervisor {
     fn handle(&mut self, _: GetHealth, _: &mut Self::Context) -> Self::Result {
         let procs = &self.book.processes;
         let count = |s: StateName| procs.values().filter(|p| p.state() == s).count();
-        let found = self.cli_path.is_some();
-        let degraded = !found || self.book.start_failures > 0;
+        let cli = |backend: Backend| {
+            let path = self.installed.get(&backend).cloned().flatten();
+            CliHealth {
+                command: crate::routing::command_of(&self.settings, backend).to_string(),
+                found: path.is_some(),
+                served: path.is_some() || backend == Backend::Claude,
+                path: path.map(|p| p.display().to_string()),
+                version: self.versions.get(&backend).cloned(),
+            }
+        };
+        let claude = cli(Backend::Claude);
+        let degraded = !claude.found || self.book.start_failures > 0;
         MessageResult(HealthStatus {
             status: if degraded { "degraded" } else { "ok" },
+            start_failures: self.book.start_failures,
+            last_start_error: self.book.last_start_error.clone(),
             backends: BackendHealth {
-                claude: CliHealth {
-                    command: self.settings.backends.claude.command.clone(),
-                    found,
-                    path: self.cli_path.as_ref().map(|p| p.display().to_string()),
-                    version: self.cli_version.clone(),
-                    start_failures: self.book.start_failures,
-                    last_start_error: self.book.last_start_error.clone(),
-                },
+                claude,
+                codex: cli(Backend::Codex),
+                gemini: cli(Backend::Gemini),
             },
             pools: self.book.pools.len(),
             processes: procs.len(),
@@ -463,6 +552,5 @@ pub fn start(
     metrics: Arc<Metrics>,
     installed: &BTreeMap<Backend, Option<PathBuf>>,
 ) -> SupervisorHandle {
-    let cli_path = installed.get(&Backend::Claude).cloned().flatten();
-    SupervisorHandle::new(SessionSupervisor::new(settings, metrics, cli_path).start())
+    SupervisorHandle::new(SessionSupervisor::new(settings, metrics, installed.clone()).start())
 }

@@ -189,6 +189,8 @@ pub struct Book {
     pub(super) next_turn: TurnId,
     /// Conversations one process of each backend runs at once (1 when not set).
     pub capacity: BTreeMap<Backend, usize>,
+    /// Warm processes of each backend's default pool besides Claude Code's (`pool.min_idle`).
+    pub backend_min_idle: BTreeMap<Backend, usize>,
     /// Consecutive processes that exited before becoming ready; pauses spares/min_idle refills.
     pub start_failures: u32,
     pub refill_paused_until: Option<Instant>,
@@ -210,11 +212,20 @@ impl Book {
             next_ticket: 0,
             next_turn: 0,
             capacity: BTreeMap::new(),
+            backend_min_idle: BTreeMap::new(),
             start_failures: 0,
             refill_paused_until: None,
             last_start_error: None,
             spare_spawns: 0,
         }
+    }
+
+    /// Serves `backend` too: its processes run `capacity` conversations each, and its default
+    /// pool keeps `min_idle` of them warm.
+    pub fn serve(&mut self, backend: Backend, capacity: usize, min_idle: usize) {
+        self.capacity.insert(backend, capacity.max(1));
+        self.backend_min_idle.insert(backend, min_idle);
+        self.pools.entry(PoolKey::default_of(backend)).or_default();
     }
 
     fn retry_after(&self) -> Duration {
@@ -427,6 +438,7 @@ impl Book {
     pub fn shut_down(&mut self) -> Vec<TurnRequest> {
         self.limits.min_idle = 0;
         self.limits.spare_processes = 0;
+        self.backend_min_idle.clear();
         for pool in self.pools.values_mut() {
             pool.draining = true;
         }
@@ -481,7 +493,12 @@ impl Book {
             Some(PoolQueue {
                 min_idle: Some(n), ..
             }) => *n,
-            _ if key.is_default() => self.limits.min_idle,
+            _ if key.is_default() && key.backend == Backend::Claude => self.limits.min_idle,
+            _ if key.is_default() => self
+                .backend_min_idle
+                .get(&key.backend)
+                .copied()
+                .unwrap_or(0),
             _ => 0,
         }
     }

@@ -3,6 +3,7 @@
 
 mod admin;
 mod binary;
+mod codex;
 mod dispatch;
 mod edge;
 mod fake_cli;

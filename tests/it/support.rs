@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 pub const FAKE_CLAUDE: &str = env!("CARGO_BIN_EXE_fake-claude");
+pub const FAKE_CODEX: &str = env!("CARGO_BIN_EXE_fake-codex");
 
 pub struct TestServer {
     running: Option<Running>,
@@ -27,6 +28,9 @@ pub fn fake_settings() -> Settings {
     s.server.request_timeout_secs = 20;
     s.server.shutdown_grace_secs = 5;
     s.backends.claude.command = FAKE_CLAUDE.to_string();
+    // Served only where a test asks for them (a CLI on the PATH must not join every test).
+    s.backends.codex.command = "/nonexistent/codex".into();
+    s.backends.gemini.command = "/nonexistent/gemini".into();
     s.pool.max_processes = 2;
     s.pool.min_idle = 1;
     s.pool.spare_processes = 0;
@@ -190,6 +194,13 @@ impl Reply {
             raw,
         }
     }
+}
+
+/// `user` for another model (and so, by its name, another backend).
+pub fn user_of(model: &str, text: &str) -> Value {
+    let mut b = user(text);
+    b["model"] = Value::String(model.into());
+    b
 }
 
 pub fn user(text: &str) -> Value {

@@ -6,10 +6,13 @@
 //!
 //! - [`claude`]: Claude Code's stream-json protocol (`claude -p --input-format stream-json`), one
 //!   conversation per process, reset with `rewind_conversation` after each turn.
+//! - [`codex`]: the Codex CLI's app-server protocol (JSON-RPC), a thread per conversation, many
+//!   conversations per process.
 //! - [`jsonrpc`]: request/response correlation for the JSON-RPC CLIs (Codex, Gemini).
 
 pub mod claude;
 pub mod claude_wire;
+pub mod codex;
 pub mod jsonrpc;
 
 use serde_json::Value;

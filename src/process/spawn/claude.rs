@@ -77,6 +77,8 @@ impl SpawnSpec {
             // Set when the server itself runs inside Claude Code; the child must not think so.
             env_remove: vec!["CLAUDECODE".into(), "CLAUDE_CODE_ENTRYPOINT".into()],
             cwd: state_dir.join("work"),
+            fresh_dir: None,
+            files: Vec::new(),
         }
     }
 }

@@ -1,8 +1,9 @@
 //! Starting a CLI child: its command line, environment, working directory and private files. The
 //! only place that touches `tokio::process`; the process actor itself works on any reader/writer
-//! pair. One file per CLI ([`claude`]) builds its [`SpawnSpec`].
+//! pair. One file per CLI ([`claude`], [`codex`]) builds its [`SpawnSpec`].
 
 mod claude;
+mod codex;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -30,6 +31,11 @@ pub struct SpawnSpec {
     pub env: Vec<(String, String)>,
     pub env_remove: Vec<String>,
     pub cwd: PathBuf,
+    /// A private directory of this process (its CLI's home), emptied and made anew before the
+    /// start, so nothing of an earlier process with the same id survives.
+    pub fresh_dir: Option<PathBuf>,
+    /// Files written before the start (the CLI's generated settings), after `fresh_dir` is made.
+    pub files: Vec<(PathBuf, String)>,
 }
 
 impl SpawnSpec {
@@ -57,6 +63,18 @@ impl SpawnSpec {
 
     /// Starts the child with piped stdio. Fails at once if the program cannot be executed.
     pub fn spawn(&self) -> std::io::Result<(ProcessIo, u32)> {
+        if let Some(dir) = &self.fresh_dir {
+            match std::fs::remove_dir_all(dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => std::fs::create_dir_all(dir)?,
+            }
+        }
+        for (path, contents) in &self.files {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(path, contents)?;
+        }
         std::fs::create_dir_all(&self.cwd)?;
         if let Some((_, home)) = self.env.iter().find(|(k, _)| k == "CLAUDE_CONFIG_DIR") {
             std::fs::create_dir_all(home)?;

@@ -1,0 +1,580 @@
+//! The OpenAI Codex CLI's app-server protocol (`codex app-server`: JSON-RPC on stdio, without the
+//! `"jsonrpc"` member) as a [`Driver`]: many conversations per process, one thread each.
+//!
+//! A turn: `thread/start` (the system prompt as `baseInstructions`, the model, approvals
+//! `never`, a read-only sandbox) → `thread/inject_items` with the prior messages, when there are
+//! any (no model call) → `turn/start` with the prompt. The thread's notifications (demultiplexed
+//! by `threadId`) stream the answer; `turn/completed` ends it. The thread is then deleted
+//! (`thread/delete` unloads it and removes its rollout file), which releases the slot. A failed or
+//! interrupted turn leaves its prompt in the thread, so every turn gets a new thread.
+
+use std::collections::HashMap;
+
+use serde_json::{json, Value};
+
+use super::jsonrpc::{Incoming, Rpc, RpcError};
+use super::{Driver, DriverEvent, Outbox, TurnInput};
+use crate::error::{ServeError, UpstreamKind};
+use crate::process::messages::TurnId;
+use crate::protocol::{Block, BlockKind, Role, StopReason, TurnEvent, TurnOutcome, Usage};
+
+const BACKEND: &str = "codex";
+
+/// What a request of ours was for.
+#[derive(Debug, Clone, Copy)]
+enum Call {
+    Initialize { probe: bool },
+    ThreadStart(TurnId),
+    Inject(TurnId),
+    TurnStart(TurnId),
+    Interrupt(TurnId),
+    Delete(TurnId),
+}
+
+/// Where a conversation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// `thread/start` sent.
+    Starting,
+    /// `thread/inject_items` sent.
+    Injecting,
+    /// `turn/start` sent; the answer streams.
+    Answering,
+    /// The final event is out; `thread/delete` sent (or nothing to delete).
+    Deleting,
+}
+
+#[derive(Debug)]
+struct Conversation {
+    stage: Stage,
+    thread: Option<String>,
+    /// Codex's id of the running turn (needed to interrupt it).
+    codex_turn: Option<String>,
+    /// What is still to be sent: the history, then the prompt.
+    input: Option<TurnInput>,
+    interrupted: bool,
+    /// A text block is open for the client.
+    open_block: bool,
+    /// Text streamed so far (the answer when `turn/completed` lists no message).
+    streamed: String,
+    usage: Usage,
+    /// The last non-retried `error` notification's message.
+    error: Option<(Option<u16>, String)>,
+}
+
+#[derive(Debug)]
+enum Phase {
+    Fresh,
+    Initializing,
+    Ready,
+}
+
+#[derive(Debug)]
+pub struct CodexDriver {
+    rpc: Rpc<Call>,
+    phase: Phase,
+    capacity: usize,
+    /// The base prompt of a conversation without a system prompt.
+    base_instructions: String,
+    conversations: HashMap<TurnId, Conversation>,
+    by_thread: HashMap<String, TurnId>,
+}
+
+impl CodexDriver {
+    pub fn new(capacity: usize, base_instructions: String) -> Self {
+        Self {
+            rpc: Rpc::new(false),
+            phase: Phase::Fresh,
+            capacity: capacity.max(1),
+            base_instructions,
+            conversations: HashMap::new(),
+            by_thread: HashMap::new(),
+        }
+    }
+
+    fn initialize(&mut self, probe: bool, out: &mut Outbox) {
+        if matches!(self.phase, Phase::Fresh) {
+            self.phase = Phase::Initializing;
+            let params =
+                json!({"clientInfo": {"name": "clinvoker", "version": env!("CARGO_PKG_VERSION")}});
+            self.rpc
+                .request("initialize", params, Call::Initialize { probe }, out);
+        }
+    }
+
+    fn on_response(&mut self, call: Call, result: Result<Value, RpcError>, out: &mut Outbox) {
+        match call {
+            Call::Initialize { probe } => match result {
+                Ok(_) => {
+                    self.phase = Phase::Ready;
+                    self.rpc.notify("initialized", None, out);
+                    out.event(if probe {
+                        DriverEvent::Probed
+                    } else {
+                        DriverEvent::Ready
+                    });
+                }
+                Err(e) => out.event(DriverEvent::StartFailed(format!("initialize failed: {e}"))),
+            },
+            Call::ThreadStart(turn) => {
+                let thread = result.as_ref().ok().and_then(|r| {
+                    r.pointer("/thread/id")
+                        .and_then(Value::as_str)
+                        .map(String::from)
+                });
+                match (result, thread) {
+                    (Ok(_), Some(thread)) => {
+                        self.by_thread.insert(thread.clone(), turn);
+                        if let Some(c) = self.conversations.get_mut(&turn) {
+                            c.thread = Some(thread);
+                        }
+                        self.next_step(turn, out);
+                    }
+                    (Ok(r), None) => {
+                        self.refused(turn, format!("thread/start without a thread: {r}"), out)
+                    }
+                    (Err(e), _) => self.refused(turn, format!("thread/start failed: {e}"), out),
+                }
+            }
+            Call::Inject(turn) => match result {
+                Ok(_) => self.next_step(turn, out),
+                Err(e) => self.refused(turn, format!("thread/inject_items failed: {e}"), out),
+            },
+            Call::TurnStart(turn) => match result {
+                Ok(r) => {
+                    let Some(c) = self.conversations.get_mut(&turn) else {
+                        return;
+                    };
+                    c.codex_turn = r
+                        .pointer("/turn/id")
+                        .and_then(Value::as_str)
+                        .map(String::from);
+                    // Interrupted while `turn/start` was on its way: stop it now.
+                    if c.interrupted && c.stage == Stage::Answering {
+                        self.send_interrupt(turn, out);
+                    }
+                }
+                Err(e) => self.refused(turn, format!("turn/start failed: {e}"), out),
+            },
+            Call::Interrupt(turn) => {
+                // "no active turn": it ended on its own meanwhile; `turn/completed` says how.
+                if let Err(e) = result {
+                    log::debug!("codex: interrupting turn {turn}: {e}");
+                }
+            }
+            Call::Delete(turn) => {
+                if let Err(e) = result {
+                    // The thread stays loaded; recycling the process frees it.
+                    log::warn!("codex: thread/delete failed: {e}");
+                }
+                self.release(turn, out);
+            }
+        }
+    }
+
+    /// Sends what the conversation needs next: its history, then its prompt.
+    fn next_step(&mut self, turn: TurnId, out: &mut Outbox) {
+        let Some(c) = self.conversations.get_mut(&turn) else {
+            return;
+        };
+        if c.interrupted {
+            return self.finish(turn, TurnEvent::Failed(ServeError::Cancelled), out);
+        }
+        let (Some(thread), Some(input)) = (c.thread.clone(), c.input.as_mut()) else {
+            return;
+        };
+        if c.stage == Stage::Starting && !input.history.is_empty() {
+            let items: Vec<Value> = std::mem::take(&mut input.history)
+                .iter()
+                .map(|m| history_item(m.role, &m.content))
+                .collect();
+            c.stage = Stage::Injecting;
+            let params = json!({"threadId": thread, "items": items});
+            self.rpc
+                .request("thread/inject_items", params, Call::Inject(turn), out);
+            return;
+        }
+        let Some(input) = c.input.take() else {
+            return;
+        };
+        let items = match prompt_items(&input.prompt) {
+            Ok(items) => items,
+            Err(e) => return self.finish(turn, TurnEvent::Failed(e), out),
+        };
+        c.stage = Stage::Answering;
+        let params = json!({"threadId": thread, "input": items, "model": input.model});
+        self.rpc
+            .request("turn/start", params, Call::TurnStart(turn), out);
+    }
+
+    fn send_interrupt(&mut self, turn: TurnId, out: &mut Outbox) {
+        let Some(c) = self.conversations.get(&turn) else {
+            return;
+        };
+        if let (Some(thread), Some(codex_turn)) = (&c.thread, &c.codex_turn) {
+            let params = json!({"threadId": thread, "turnId": codex_turn});
+            self.rpc
+                .request("turn/interrupt", params, Call::Interrupt(turn), out);
+        }
+    }
+
+    /// The CLI refused a step: the turn fails.
+    fn refused(&mut self, turn: TurnId, detail: String, out: &mut Outbox) {
+        let error = ServeError::BackendProtocol {
+            backend: BACKEND,
+            detail,
+        };
+        self.finish(turn, TurnEvent::Failed(error), out);
+    }
+
+    /// Gives the turn its final event, then deletes its thread (or releases it at once).
+    fn finish(&mut self, turn: TurnId, event: TurnEvent, out: &mut Outbox) {
+        let Some(c) = self.conversations.get_mut(&turn) else {
+            return;
+        };
+        if c.stage == Stage::Deleting {
+            return;
+        }
+        c.stage = Stage::Deleting;
+        if std::mem::take(&mut c.open_block) {
+            out.turn(turn, TurnEvent::BlockStopped);
+        }
+        out.turn(turn, event);
+        match c.thread.clone() {
+            Some(thread) => {
+                self.rpc.request(
+                    "thread/delete",
+                    json!({"threadId": thread}),
+                    Call::Delete(turn),
+                    out,
+                );
+            }
+            None => self.release(turn, out),
+        }
+    }
+
+    fn release(&mut self, turn: TurnId, out: &mut Outbox) {
+        if let Some(c) = self.conversations.remove(&turn) {
+            if let Some(thread) = c.thread {
+                self.by_thread.remove(&thread);
+            }
+            out.event(DriverEvent::Released {
+                turn,
+                reusable: true,
+            });
+        }
+    }
+
+    fn on_notification(&mut self, method: &str, params: &Value, out: &mut Outbox) {
+        let Some(turn) = params
+            .get("threadId")
+            .and_then(Value::as_str)
+            .and_then(|t| self.by_thread.get(t).copied())
+        else {
+            return;
+        };
+        let Some(c) = self.conversations.get_mut(&turn) else {
+            return;
+        };
+        if c.stage != Stage::Answering {
+            return;
+        }
+        let item_type = params.pointer("/item/type").and_then(Value::as_str);
+        match method {
+            "item/started" if item_type == Some("agentMessage") && !c.open_block => {
+                c.open_block = true;
+                out.turn(turn, TurnEvent::BlockStarted(BlockKind::Text));
+            }
+            "item/agentMessage/delta" => {
+                let delta = params.get("delta").and_then(Value::as_str).unwrap_or("");
+                if !c.open_block {
+                    c.open_block = true;
+                    out.turn(turn, TurnEvent::BlockStarted(BlockKind::Text));
+                }
+                c.streamed.push_str(delta);
+                out.turn(turn, TurnEvent::TextDelta(delta.to_string()));
+            }
+            "item/completed" if item_type == Some("agentMessage") && c.open_block => {
+                c.open_block = false;
+                out.turn(turn, TurnEvent::BlockStopped);
+            }
+            "thread/tokenUsage/updated" => {
+                if let Some(last) = params.pointer("/tokenUsage/last") {
+                    c.usage = usage_of(last);
+                }
+            }
+            "error" => {
+                let retried = params.get("willRetry").and_then(Value::as_bool) == Some(true);
+                let message = params
+                    .pointer("/error/message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("upstream error")
+                    .to_string();
+                if retried {
+                    log::warn!("codex retries the upstream request: {message}");
+                } else {
+                    c.error = Some((http_status(params.get("error")), message));
+                }
+            }
+            "turn/completed" => {
+                let t = params.get("turn").cloned().unwrap_or(Value::Null);
+                let event = completed_event(&t, c);
+                self.finish(turn, event, out);
+            }
+            _ => {}
+        }
+    }
+
+    /// Requests from the CLI: approvals are declined (with approvals `never` and no tools none
+    /// should come), anything else refused — the CLI must never wait for an answer.
+    fn on_request(&mut self, id: &Value, method: &str, out: &mut Outbox) {
+        log::warn!("codex: unexpected request {method} from the CLI; refused");
+        if method.ends_with("requestApproval") {
+            self.rpc.respond(id, json!({"decision": "decline"}), out);
+        } else {
+            self.rpc
+                .respond_error(id, -32601, "not supported by this server", out);
+        }
+    }
+}
+
+impl Driver for CodexDriver {
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn probe(&mut self, out: &mut Outbox) {
+        self.initialize(true, out);
+    }
+
+    /// Codex takes its system prompt per thread: binding only initializes the process.
+    fn bind(&mut self, _system_prompt: &str, out: &mut Outbox) {
+        match self.phase {
+            Phase::Fresh => self.initialize(false, out),
+            // A probed spare is ready as it is.
+            Phase::Ready => out.event(DriverEvent::Ready),
+            Phase::Initializing => log::warn!("codex: bind while initializing ignored"),
+        }
+    }
+
+    fn begin(&mut self, turn: TurnId, input: TurnInput, out: &mut Outbox) {
+        let full = self.conversations.len() >= self.capacity;
+        if !matches!(self.phase, Phase::Ready) || full {
+            out.turn(
+                turn,
+                TurnEvent::Failed(ServeError::BackendUnavailable {
+                    backend: BACKEND,
+                    reason: "the process given the request had no free slot".into(),
+                }),
+            );
+            return;
+        }
+        let instructions = match input.system_prompt.as_str() {
+            "" => self.base_instructions.clone(),
+            system => system.to_string(),
+        };
+        let params = json!({
+            "model": input.model,
+            "baseInstructions": instructions,
+            "approvalPolicy": "never",
+            "sandbox": "read-only",
+            "ephemeral": false,
+        });
+        self.conversations.insert(
+            turn,
+            Conversation {
+                stage: Stage::Starting,
+                thread: None,
+                codex_turn: None,
+                input: Some(input),
+                interrupted: false,
+                open_block: false,
+                streamed: String::new(),
+                usage: Usage::default(),
+                error: None,
+            },
+        );
+        self.rpc
+            .request("thread/start", params, Call::ThreadStart(turn), out);
+    }
+
+    fn interrupt(&mut self, turn: TurnId, out: &mut Outbox) {
+        let Some(c) = self.conversations.get_mut(&turn) else {
+            return;
+        };
+        if c.interrupted || c.stage == Stage::Deleting {
+            return;
+        }
+        c.interrupted = true;
+        // Before the answer streams, the next step ends the turn instead.
+        if c.stage == Stage::Answering {
+            self.send_interrupt(turn, out);
+        }
+    }
+
+    fn on_line(&mut self, line: &str, out: &mut Outbox) {
+        if line.trim().is_empty() {
+            return;
+        }
+        match self.rpc.parse(line) {
+            Ok(Incoming::Response { purpose, result }) => self.on_response(purpose, result, out),
+            Ok(Incoming::Notification { method, params }) => {
+                self.on_notification(&method, &params, out)
+            }
+            Ok(Incoming::Request { id, method, .. }) => self.on_request(&id, &method, out),
+            Ok(Incoming::Unexpected { id }) => log::debug!("codex: unexpected response {id}"),
+            Err(detail) => out.event(DriverEvent::Violation(detail)),
+        }
+    }
+}
+
+/// The final event for a `turn/completed` turn object.
+fn completed_event(t: &Value, c: &Conversation) -> TurnEvent {
+    match t.get("status").and_then(Value::as_str) {
+        Some("completed") => {
+            let text: String = t
+                .get("items")
+                .and_then(Value::as_array)
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter(|i| i.get("type").and_then(Value::as_str) == Some("agentMessage"))
+                        .filter_map(|i| i.get("text").and_then(Value::as_str))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let text = if text.is_empty() {
+                c.streamed.clone()
+            } else {
+                text
+            };
+            TurnEvent::Done(TurnOutcome {
+                content: vec![Block::Text(text)],
+                stop_reason: StopReason::EndTurn,
+                usage: c.usage.clone(),
+                cost_usd: 0.0,
+                duration_ms: t.get("durationMs").and_then(Value::as_u64).unwrap_or(0),
+            })
+        }
+        Some("interrupted") => TurnEvent::Failed(ServeError::Cancelled),
+        _ => {
+            let error = t.get("error");
+            let status = http_status(error).or(c.error.as_ref().and_then(|e| e.0));
+            let message = error
+                .and_then(|e| e.get("message"))
+                .and_then(Value::as_str)
+                .map(String::from)
+                .or_else(|| c.error.as_ref().map(|e| e.1.clone()))
+                .unwrap_or_else(|| "the turn failed".into());
+            TurnEvent::Failed(ServeError::Upstream {
+                kind: UpstreamKind::from_status(status),
+                status,
+                message,
+            })
+        }
+    }
+}
+
+/// The HTTP status inside an error's `codexErrorInfo` (`{"httpConnectionFailed":
+/// {"httpStatusCode":401}}`, …), or the status a named kind stands for.
+fn http_status(error: Option<&Value>) -> Option<u16> {
+    let info = error?.get("codexErrorInfo")?;
+    match info {
+        Value::String(kind) => match kind.as_str() {
+            "internalServerError" => Some(500),
+            "unauthorized" => Some(401),
+            "badRequest" => Some(400),
+            "usageLimitExceeded" => Some(429),
+            _ => None,
+        },
+        Value::Object(map) => map
+            .values()
+            .find_map(|v| v.get("httpStatusCode").and_then(Value::as_u64))
+            .and_then(|s| u16::try_from(s).ok()),
+        _ => None,
+    }
+}
+
+/// Codex's per-turn usage (`tokenUsage.last`); its input count includes the cached part.
+fn usage_of(last: &Value) -> Usage {
+    let n = |k: &str| last.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let cached = n("cachedInputTokens");
+    Usage {
+        input_tokens: n("inputTokens").saturating_sub(cached),
+        output_tokens: n("outputTokens"),
+        cache_creation_input_tokens: n("cacheWriteInputTokens"),
+        cache_read_input_tokens: cached,
+    }
+}
+
+/// The text of an Anthropic-style content value (string or blocks), for history items.
+fn blocks_of(content: &Value) -> Vec<Value> {
+    match content {
+        Value::String(s) => vec![json!({"type": "text", "text": s})],
+        Value::Array(blocks) => blocks.clone(),
+        _ => Vec::new(),
+    }
+}
+
+fn image_url(block: &Value) -> Option<String> {
+    let source = block.get("source")?;
+    match source.get("type").and_then(Value::as_str)? {
+        "base64" => Some(format!(
+            "data:{};base64,{}",
+            source.get("media_type").and_then(Value::as_str)?,
+            source.get("data").and_then(Value::as_str)?
+        )),
+        "url" => source.get("url").and_then(Value::as_str).map(String::from),
+        _ => None,
+    }
+}
+
+/// A prior message as a raw Responses item for `thread/inject_items`.
+fn history_item(role: Role, content: &Value) -> Value {
+    let (role, text_type) = match role {
+        Role::User => ("user", "input_text"),
+        Role::Assistant => ("assistant", "output_text"),
+    };
+    let parts: Vec<Value> = blocks_of(content)
+        .iter()
+        .filter_map(|b| match b.get("type").and_then(Value::as_str) {
+            Some("text") => Some(json!({"type": text_type, "text": b.get("text")?})),
+            Some("image") if role == "user" => {
+                Some(json!({"type": "input_image", "image_url": image_url(b)?}))
+            }
+            _ => None,
+        })
+        .collect();
+    json!({"type": "message", "role": role, "content": parts})
+}
+
+/// The prompt as `turn/start` input items; a block Codex cannot take is the client's error.
+fn prompt_items(content: &Value) -> Result<Vec<Value>, ServeError> {
+    blocks_of(content)
+        .iter()
+        .map(|b| match b.get("type").and_then(Value::as_str) {
+            Some("text") => {
+                Ok(json!({"type": "text", "text": b.get("text").cloned().unwrap_or_default()}))
+            }
+            Some("image") => image_url(b)
+                .map(|url| json!({"type": "image", "url": url}))
+                .ok_or_else(|| unsupported("an image without a base64 or url source")),
+            other => Err(unsupported(&format!(
+                "content blocks of type {}",
+                other.unwrap_or("(none)")
+            ))),
+        })
+        .collect()
+}
+
+fn unsupported(what: &str) -> ServeError {
+    ServeError::Upstream {
+        kind: UpstreamKind::InvalidRequest,
+        status: Some(400),
+        message: format!("the codex backend does not take {what}"),
+    }
+}
+
+#[cfg(test)]
+#[path = "codex_tests.rs"]
+mod tests;
