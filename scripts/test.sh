@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: installs everything the tests need, then runs them all.
-#   - the real Claude Code CLI (pinned) and the npm SDKs, into tests/node/node_modules
+#   - the real Claude Code, Codex and Gemini CLIs (pinned) and the npm SDKs, into
+#     tests/node/node_modules
 #   - the Python SDKs, into .venv
 #   - Rust unit and integration tests (fake CLI and real CLI on a local mock upstream)
 #   - the official Python and Node SDKs against a running server
@@ -13,7 +14,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 step() { printf '\n== %s\n' "$*"; }
 sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-step "npm: the Claude Code CLI and the Anthropic/OpenAI SDKs (tests/node)"
+step "npm: the Claude Code, Codex and Gemini CLIs and the Anthropic/OpenAI SDKs (tests/node)"
 npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
 claude="tests/node/node_modules/.bin/claude"
 if ! "$claude" --version >/dev/null 2>&1; then
@@ -21,6 +22,8 @@ if ! "$claude" --version >/dev/null 2>&1; then
   (cd tests/node/node_modules/@anthropic-ai/claude-code && node install.cjs)
 fi
 "$claude" --version
+tests/node/node_modules/.bin/codex --version
+tests/node/node_modules/.bin/gemini --version
 
 step "Python: the Anthropic/OpenAI SDKs (.venv)"
 [ -x .venv/bin/python ] || python3 -m venv .venv

@@ -34,10 +34,15 @@ pub fn start(settings: Settings) -> anyhow::Result<Running> {
     let settings = Arc::new(settings);
     let metrics = Arc::new(Metrics::new());
     // Commands are resolved once, here: nothing below looks in PATH again.
-    let installed: BTreeMap<Backend, Option<PathBuf>> = Backend::ALL
+    let mut installed: BTreeMap<Backend, Option<PathBuf>> = Backend::ALL
         .into_iter()
         .map(|b| (b, spawn::resolve_command(command_of(&settings, b))))
         .collect();
+    if let Some(Some(codex)) = installed.get_mut(&Backend::Codex) {
+        if let Some(native) = spawn::native_codex(codex) {
+            *codex = native;
+        }
+    }
     let supervisor = supervisor::start(settings.clone(), metrics.clone(), &installed);
     let state = AppState {
         supervisor: supervisor.clone(),

@@ -138,7 +138,9 @@ impl SessionSupervisor {
                 (spec, Box::new(driver))
             }
             Backend::Codex | Backend::Gemini => {
-                let spec = SpawnSpec::codex(&b.codex, state_dir, id);
+                let program = self.installed.get(&backend).cloned().flatten();
+                let program = program.unwrap_or_else(|| PathBuf::from(&b.codex.command));
+                let spec = SpawnSpec::codex(&b.codex, &program, state_dir, id);
                 let driver = CodexDriver::new(
                     b.codex.conversations_per_process,
                     b.codex.base_instructions.clone(),

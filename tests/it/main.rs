@@ -11,4 +11,5 @@ mod fakes;
 mod native;
 mod openai;
 mod real_cli;
+mod real_codex;
 mod support;

@@ -267,18 +267,33 @@ pub struct Mock {
 
 pub fn mock() -> &'static Mock {
     static MOCK: OnceLock<Mock> = OnceLock::new();
-    MOCK.get_or_init(|| {
+    MOCK.get_or_init(|| Mock::start("mock_anthropic.py"))
+}
+
+/// The mock OpenAI Responses upstream (tests/support/mock_openai_responses.py), for Codex.
+pub fn responses_mock() -> &'static Mock {
+    static MOCK: OnceLock<Mock> = OnceLock::new();
+    MOCK.get_or_init(|| Mock::start("mock_openai_responses.py"))
+}
+
+/// The mock Gemini upstream (tests/support/mock_gemini.py).
+#[allow(dead_code)] // the Gemini tests arrive with its driver
+pub fn gemini_mock() -> &'static Mock {
+    static MOCK: OnceLock<Mock> = OnceLock::new();
+    MOCK.get_or_init(|| Mock::start("mock_gemini.py"))
+}
+
+impl Mock {
+    /// Starts `tests/support/<script>` on a free port; it exits when this process does.
+    fn start(script: &str) -> Mock {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("free port")
             .local_addr()
             .expect("addr")
             .port();
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/support/mock_anthropic.py"
-        );
+        let script = format!("{}/tests/support/{script}", env!("CARGO_MANIFEST_DIR"));
         let child = Command::new("python3")
-            .args([script, &port.to_string(), "--exit-on-stdin-eof"])
+            .args([&script, &port.to_string(), "--exit-on-stdin-eof"])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
@@ -287,7 +302,7 @@ pub fn mock() -> &'static Mock {
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
                 start.elapsed() < Duration::from_secs(10),
-                "mock upstream did not start"
+                "mock upstream {script} did not start"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -295,10 +310,17 @@ pub fn mock() -> &'static Mock {
             port,
             _child: child,
         }
-    })
-}
+    }
 
-impl Mock {
+    /// The bodies of the upstream requests that mention `token` anywhere.
+    pub fn bodies_with(&self, token: &str) -> Vec<Value> {
+        self.log()
+            .into_iter()
+            .filter(|r| r["body"].to_string().contains(token))
+            .map(|r| r["body"].clone())
+            .collect()
+    }
+
     /// Every upstream request the mock saw.
     pub fn log(&self) -> Vec<Value> {
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("mock");

@@ -4,6 +4,7 @@
 
 mod claude;
 mod codex;
+pub use codex::native_codex;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
