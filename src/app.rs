@@ -54,10 +54,6 @@ pub fn start(settings: Settings) -> anyhow::Result<Running> {
         blocked_workdirs: settings.server.blocked_workdir_prefixes.clone(),
         agentic_enabled: settings.profiles.agentic.enabled,
         metrics,
-        commands: Backend::ALL
-            .into_iter()
-            .map(|b| (b, command_of(&settings, b).to_string()))
-            .collect(),
     };
     let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
     let server = HttpServer::new(move || {

@@ -43,8 +43,6 @@ pub struct AppState {
     /// Whether the native API may use the agentic profile (`profiles.agentic.enabled`).
     pub agentic_enabled: bool,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
-    /// Each backend's configured CLI command, for the backend list.
-    pub commands: std::collections::BTreeMap<crate::routing::Backend, String>,
 }
 
 /// The id of the request being served, set by [`edge`] for every request.

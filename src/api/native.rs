@@ -84,16 +84,22 @@ fn plan(state: &AppState, p: &PromptRequest, request_id: &str) -> Result<Planned
             ))
         })?),
     };
-    let route = state.router.route(
-        p.model
-            .as_deref()
-            .unwrap_or(explicit.map_or("claude", Backend::name)),
-    );
+    // Without a model, the backend's own name, which its model table maps.
+    let model = p
+        .model
+        .clone()
+        .unwrap_or_else(|| explicit.unwrap_or(Backend::Claude).name().to_string());
+    let route = state.router.route(&model);
     let backend = explicit.unwrap_or(route.backend);
-    if backend != Backend::Claude {
+    if backend != Backend::Claude && state.router.installed_at(backend).is_none() {
         return Err(state.router.unserved(backend).into());
     }
-    let model = p.model.clone().unwrap_or_else(|| "claude".into());
+    if backend != Backend::Claude && (p.workdir.is_some() || p.profile != ProfileName::Chat) {
+        return Err(invalid(format!(
+            "workdir and profile: the {} backend serves the chat profile only",
+            backend.name()
+        )));
+    }
     let workdir = match &p.workdir {
         None => None,
         Some(dir) => Some(
@@ -112,16 +118,26 @@ fn plan(state: &AppState, p: &PromptRequest, request_id: &str) -> Result<Planned
             ))
         }
     };
-    let pool = PoolKey {
-        backend: Backend::Claude,
-        system_prompt: p.system_prompt.clone().unwrap_or_default(),
-        workdir,
-        profile,
+    let system_prompt = p.system_prompt.clone().unwrap_or_default();
+    let (pool, cli_model) = match backend {
+        Backend::Claude => {
+            let pool = PoolKey {
+                backend,
+                system_prompt: system_prompt.clone(),
+                workdir,
+                profile,
+            };
+            (pool, state.router.claude_model(&model))
+        }
+        // A name of another backend's family, sent to this one, passes as it is.
+        _ if route.backend != backend => {
+            (PoolKey::for_chat(backend, &system_prompt), model.clone())
+        }
+        _ => (PoolKey::for_chat(backend, &system_prompt), route.model),
     };
-    let cli_model = state.router.claude_model(&model);
     let spec = TurnSpec {
         request_id: request_id.to_string(),
-        system_prompt: pool.system_prompt.clone(),
+        system_prompt,
         pool,
         cli_model,
         history: Vec::new(),
@@ -280,19 +296,18 @@ pub async fn backends(
         .map_err(|e| native(&req, e))?;
     let mut list = Vec::new();
     for backend in Backend::ALL {
-        let path = state.router.installed_at(backend);
-        let version = match (backend, &path) {
-            (Backend::Claude, _) => health.backends.claude.version.clone(),
-            (_, Some(p)) => crate::process::spawn::probe_version(p.clone()).await,
-            (_, None) => None,
+        let cli = match backend {
+            Backend::Claude => &health.backends.claude,
+            Backend::Codex => &health.backends.codex,
+            Backend::Gemini => &health.backends.gemini,
         };
         list.push(BackendInfo {
             name: backend.name().into(),
-            command: state.commands.get(&backend).cloned().unwrap_or_default(),
-            found: path.is_some(),
-            path: path.map(|p| p.display().to_string()),
-            version,
-            served: backend == Backend::Claude,
+            command: cli.command.clone(),
+            found: cli.found,
+            path: cli.path.clone(),
+            version: cli.version.clone(),
+            served: cli.served,
             models: state.router.models_of(backend),
         });
     }

@@ -288,3 +288,59 @@ async fn a_codex_request_without_the_cli_names_the_backend() {
     assert!(msg.contains("backend codex is not installed"), "{msg}");
     server.stop().await;
 }
+
+#[actix_rt::test]
+async fn the_native_api_lists_compares_and_prompts_codex() {
+    let server = codex_server(4, |_| {}).await;
+    let list = server.get("/api/v1/backends").await;
+    let codex = list["backends"]
+        .as_array()
+        .expect("backends")
+        .iter()
+        .find(|b| b["name"] == "codex")
+        .cloned()
+        .expect("codex listed");
+    assert_eq!(
+        (codex["found"].clone(), codex["served"].clone()),
+        (json!(true), json!(true)),
+        "{codex}"
+    );
+    let compared = server
+        .post(
+            "/api/v1/compare",
+            json!({"prompt": "same question", "backends": ["claude", "codex"]}),
+        )
+        .await;
+    assert_eq!(compared.status, 200, "{}", compared.raw);
+    let results = compared.body["results"].as_array().expect("results");
+    for (result, backend) in results.iter().zip(["claude", "codex"]) {
+        assert_eq!(result["backend"], backend);
+        assert_eq!(result["ok"], true, "{result}");
+        let output = result["result"]["output"].as_str().unwrap_or_default();
+        assert!(output.starts_with("echo: same question |"), "{result}");
+    }
+    let prompt = server
+        .post(
+            "/api/v1/prompt",
+            json!({"prompt": "p", "backend": "codex", "system_prompt": "S"}),
+        )
+        .await;
+    assert_eq!(prompt.status, 200, "{}", prompt.raw);
+    assert_eq!(prompt.body["backend"], "codex");
+    assert!(
+        prompt.body["output"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("system: S"),
+        "{}",
+        prompt.raw
+    );
+    let agentic = server
+        .post(
+            "/api/v1/prompt",
+            json!({"prompt": "p", "backend": "codex", "profile": "agentic"}),
+        )
+        .await;
+    assert_eq!(agentic.status, 400, "{}", agentic.raw);
+    server.stop().await;
+}
