@@ -61,15 +61,15 @@ def _die_with_parent():
 
 
 class Mock:
-    """tests/support/mock_anthropic.py on a free port."""
+    """tests/support/mock_anthropic.py (or another mock of tests/support) on a free port."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, script=MOCK):
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
-        self.out = open(workdir / "mock.log", "wb")
+        self.out = open(workdir / ("%s.log" % Path(script).stem), "wb")
         # --exit-on-stdin-eof: the mock ends with this process even if teardown never runs.
         self.proc = subprocess.Popen(
-            [sys.executable, str(MOCK), str(self.port), "--exit-on-stdin-eof"],
+            [sys.executable, str(script), str(self.port), "--exit-on-stdin-eof"],
             stdin=subprocess.PIPE, stdout=self.out, stderr=subprocess.STDOUT, env=clean_env(),
         )
         deadline = time.monotonic() + 10
