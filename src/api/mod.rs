@@ -64,6 +64,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .get(ops::health)
             .default_service(only("GET")),
     );
+    cfg.service(
+        web::resource("/ready")
+            .get(ops::ready)
+            .default_service(only("GET")),
+    );
     admin::configure(cfg);
     anthropic::configure(cfg);
     native::configure(cfg);

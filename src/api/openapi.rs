@@ -31,6 +31,7 @@ use crate::supervisor::messages::*;
         batch::compare,
         native::backends,
         ops::health,
+        ops::ready,
         admin::pools,
         admin::pool,
         admin::requests,
@@ -365,6 +366,7 @@ mod tests {
             "/api/v1/compare",
             "/api/v1/backends",
             "/health",
+            "/ready",
             "/admin/pools",
         ] {
             assert!(doc["paths"].get(path).is_some(), "{path} is missing");

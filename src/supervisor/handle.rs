@@ -86,6 +86,14 @@ impl SupervisorHandle {
             .map_err(mailbox_error)
     }
 
+    pub async fn readiness(&self) -> Result<Readiness, ServeError> {
+        self.addr
+            .send(GetReadiness)
+            .timeout(SEND_DEADLINE)
+            .await
+            .map_err(mailbox_error)
+    }
+
     /// Ends every process; returns once none is left (or `grace` plus a margin has passed).
     pub async fn shutdown(&self, grace: Duration) {
         let deadline = grace + Duration::from_secs(10);

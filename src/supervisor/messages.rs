@@ -26,6 +26,19 @@ pub struct GetPoolStatus;
 #[rtype(result = "HealthStatus")]
 pub struct GetHealth;
 
+/// Readiness probe → supervisor: whether this instance should take traffic.
+#[derive(Message)]
+#[rtype(result = "Readiness")]
+pub struct GetReadiness;
+
+/// `ready` once every pool's `min_idle` processes are warm; not while shutting down.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Readiness {
+    pub ready: bool,
+    /// Why not, when not.
+    pub reasons: Vec<String>,
+}
+
 /// Server → supervisor on SIGTERM/Ctrl-C: refuse new work, let running turns finish within
 /// `grace`, end every process. Answers once no child is left.
 #[derive(Message)]

@@ -498,6 +498,21 @@ impl Handler<GetHealth> for SessionSupervisor {
     }
 }
 
+impl Handler<GetReadiness> for SessionSupervisor {
+    type Result = MessageResult<GetReadiness>;
+
+    fn handle(&mut self, _: GetReadiness, _: &mut Self::Context) -> Self::Result {
+        let reasons = match self.phase {
+            Phase::ShuttingDown { .. } => vec!["shutting down".to_string()],
+            Phase::Running => self.book.unready_pools(),
+        };
+        MessageResult(Readiness {
+            ready: reasons.is_empty(),
+            reasons,
+        })
+    }
+}
+
 impl Handler<Shutdown> for SessionSupervisor {
     type Result = ResponseFuture<()>;
 

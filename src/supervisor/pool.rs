@@ -258,10 +258,16 @@ impl Book {
             let error = ServeError::BackendUnavailable { backend, reason };
             return vec![Action::Fail { request, error }];
         }
+        // While the pool's only capacity is still starting, a request waits for it (within the
+        // queue timeout) whatever `max_queue` says: refusing it would punish the first clients
+        // of a fresh instance for its cold start.
+        let warming = self.count(|s| {
+            s.pool.as_ref() == Some(&key) && s.active() && s.lifecycle == Lifecycle::Ready
+        }) == 0;
         let max_queue = self.limits.max_queue;
         let pool = self.pools.entry(key.clone()).or_default();
         pool.queue.retain(|w| !w.request.events.is_closed());
-        if pool.queue.len() >= max_queue {
+        if pool.queue.len() >= max_queue && !warming {
             pool.stats.counters.refused += 1;
             let error = ServeError::PoolSaturated {
                 pool: key.name(),
@@ -477,6 +483,22 @@ impl Book {
     /// Conversations one process of `backend` runs at once.
     pub fn capacity_of(&self, backend: Backend) -> usize {
         self.capacity.get(&backend).copied().unwrap_or(1).max(1)
+    }
+
+    /// Why the instance should not take traffic yet: pools whose `min_idle` processes are not
+    /// all ready. Empty = ready.
+    pub fn unready_pools(&self) -> Vec<String> {
+        self.pools
+            .keys()
+            .filter_map(|key| {
+                let want = self.min_idle_for(key);
+                let warm = self.count(|s| {
+                    s.pool.as_ref() == Some(key) && s.active() && s.lifecycle == Lifecycle::Ready
+                });
+                (warm < want)
+                    .then(|| format!("pool {}: {warm} of {want} processes warm", key.name()))
+            })
+            .collect()
     }
 
     /// The pool's `max_processes` (a resize overrides the configured one).

@@ -447,3 +447,31 @@ fn shutdown_ignores_resized_min_idle_so_the_book_empties() {
     }
     assert!(book.processes.is_empty());
 }
+
+#[test]
+fn a_request_waits_for_capacity_still_starting_whatever_max_queue_says() {
+    let now = Instant::now();
+    let key = PoolKey::default_pool();
+    let mut book = Book::new(limits(1, 1, 0, 0));
+    let started = spawned(&book.rebalance(now));
+    assert_eq!(book.unready_pools().len(), 1, "min_idle not warm yet");
+    let (r1, _rx1) = request("r1", &key);
+    let a = book.submit(r1, now);
+    assert!(
+        matches!(a.as_slice(), [Action::Queued { .. }]),
+        "queued for the starting process, max_queue 0 notwithstanding: {a:?}"
+    );
+    let (id, _) = started[0].clone();
+    let a = book.state_changed(id, Lifecycle::Ready, now);
+    assert!(matches!(a.as_slice(), [Action::Dispatch { .. }]), "{a:?}");
+    assert!(book.unready_pools().is_empty());
+    // Once warm, max_queue holds again.
+    let (r2, _rx2) = request("r2", &key);
+    assert!(matches!(
+        book.submit(r2, now).as_slice(),
+        [Action::Fail {
+            error: ServeError::PoolSaturated { .. },
+            ..
+        }]
+    ));
+}

@@ -137,3 +137,30 @@ async fn client_request_ids_are_kept() {
     assert_eq!(r.body["request_id"], "my-id-42", "and in the error body");
     server.stop().await;
 }
+
+#[actix_rt::test]
+async fn ready_waits_for_warm_processes_and_early_requests_wait_too() {
+    let server = TestServer::fake(|s| {
+        s.pool.max_queue = 0;
+        s.pool.max_processes = 1;
+        s.backends.claude.extra_args = vec!["--fake-start-delay-ms=1500".into()];
+    })
+    .await;
+    let early = client()
+        .get(server.url("/ready"))
+        .send()
+        .await
+        .expect("GET /ready");
+    assert_eq!(early.status(), 503, "not warm yet");
+    assert_eq!(
+        server.get("/health").await["status"],
+        "ok",
+        "alive all the same"
+    );
+    // Sent before the only process is ready: it waits for it instead of a 529.
+    let reply = server.messages(user("early bird")).await;
+    assert_eq!(reply.status, 200, "{}", reply.raw);
+    let ready = server.get("/ready").await;
+    assert_eq!(ready["ready"], true, "{ready}");
+    server.stop().await;
+}
