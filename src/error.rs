@@ -75,6 +75,10 @@ pub enum ServeError {
         status: Option<u16>,
         message: String,
     },
+    /// The CLI started its answer over after part of it was streamed: what the client has is
+    /// not the model's answer.
+    #[error("the upstream call failed after part of the answer was streamed and was retried; the partial answer is void, retry the request")]
+    StreamRestarted,
     #[error("the request was cancelled")]
     Cancelled,
     #[error("the request was cancelled by an administrator")]

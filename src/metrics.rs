@@ -27,6 +27,8 @@ pub struct Metrics {
     pub pool_events: IntCounterVec,
     pub upstream_tokens: IntCounterVec,
     pub upstream_cost: CounterVec,
+    /// Streams ended with an error because the CLI started over after partial output.
+    pub streams_restarted: IntCounterVec,
 }
 
 impl Metrics {
@@ -93,8 +95,17 @@ impl Metrics {
             &["model"],
         )
         .expect("valid metric definition");
+        let streams_restarted = IntCounterVec::new(
+            Opts::new(
+                "clinvoker_streams_restarted_total",
+                "Streams ended with an error: the CLI retried after part of the answer was sent",
+            ),
+            &["dialect"],
+        )
+        .expect("valid metric definition");
         for c in [
-            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(streams_restarted.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(http_requests.clone()),
             Box::new(http_duration.clone()),
             Box::new(time_to_first_token.clone()),
             Box::new(pool_processes.clone()),
@@ -116,6 +127,7 @@ impl Metrics {
             pool_events,
             upstream_tokens,
             upstream_cost,
+            streams_restarted,
         }
     }
 

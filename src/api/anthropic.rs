@@ -158,7 +158,11 @@ pub async fn messages(
             translator: StreamTranslator::new(&parsed.model, &message_id),
             request_id,
         };
-        return Ok(sse::response(first, events, renderer));
+        let restarts = state
+            .metrics
+            .streams_restarted
+            .with_label_values(&["anthropic"]);
+        return Ok(sse::response(first, events, renderer, restarts));
     }
     let outcome = sse::collect(first, &mut events).await.map_err(serve_err)?;
     Ok(HttpResponse::Ok().json(wire::message_response(&message_id, &parsed.model, &outcome)))

@@ -89,9 +89,9 @@ fn anthropic_status(e: &ApiError) -> (StatusCode, &'static str, Option<Duration>
                 (overloaded(), "overloaded_error", Some(*retry_after))
             }
             ServeError::TurnTimedOut { .. } => (S::GATEWAY_TIMEOUT, "timeout_error", None),
-            ServeError::ProcessExited { .. } | ServeError::BackendProtocol { .. } => {
-                (S::BAD_GATEWAY, "api_error", None)
-            }
+            ServeError::ProcessExited { .. }
+            | ServeError::BackendProtocol { .. }
+            | ServeError::StreamRestarted => (S::BAD_GATEWAY, "api_error", None),
             ServeError::BackendUnavailable { .. } => (S::SERVICE_UNAVAILABLE, "api_error", None),
             ServeError::NotServed { .. } => (S::NOT_FOUND, "not_found_error", None),
             ServeError::ShuttingDown | ServeError::SupervisorUnavailable => (
@@ -186,9 +186,9 @@ fn openai_status(e: &ApiError) -> OpenAiStatus {
                 Some(*retry_after),
             ),
             ServeError::TurnTimedOut { .. } => server(S::GATEWAY_TIMEOUT, Some("timeout"), None),
-            ServeError::ProcessExited { .. } | ServeError::BackendProtocol { .. } => {
-                server(S::BAD_GATEWAY, None, None)
-            }
+            ServeError::ProcessExited { .. }
+            | ServeError::BackendProtocol { .. }
+            | ServeError::StreamRestarted => server(S::BAD_GATEWAY, None, None),
             ServeError::BackendUnavailable { .. } | ServeError::CancelledByAdmin => {
                 server(S::SERVICE_UNAVAILABLE, None, None)
             }

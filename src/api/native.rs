@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, DialectError};
 pub(super) use super::native_error as native;
-use super::sse::{self, Events};
+use super::sse::{self, Events, StreamGuard};
 use super::{only, read_body, AppState, RequestId};
 use crate::protocol::native::*;
 use std::sync::Arc;
@@ -217,7 +217,18 @@ pub async fn prompt(
     .map_err(|e| native(&req, e))?;
     Ok(HttpResponse::Ok()
         .content_type("application/x-ndjson")
-        .streaming(ndjson(first, events, backend, model, request_id, started)))
+        .streaming(ndjson(
+            first,
+            events,
+            backend,
+            model,
+            request_id,
+            started,
+            state
+                .metrics
+                .streams_restarted
+                .with_label_values(&["native"]),
+        )))
 }
 
 /// The stream-json output: one `text_delta` line per delta, then `result` or `error`.
@@ -228,6 +239,7 @@ fn ndjson(
     model: String,
     request_id: String,
     started: Instant,
+    restarts: prometheus::IntCounter,
 ) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> {
     let line = |v: Value| Ok::<_, actix_web::Error>(Bytes::from(format!("{v}\n")));
     stream::unfold((Some(first), Some(events)), |(mut first, mut events)| async move {
@@ -238,13 +250,24 @@ fn ndjson(
         };
         Some((next, (None, events)))
     })
-    .scan(false, move |ended, event| {
+    .scan((false, StreamGuard::default()), move |(ended, guard), event| {
         if *ended {
             return futures_util::future::ready(None);
         }
+        if let Some(Err(e)) = event.as_ref().map(|e| guard.check(e)) {
+            *ended = true;
+            restarts.inc();
+            let error = line(json!({"type": "error", "error": detail(&ApiError::Serve(e))}));
+            return futures_util::future::ready(Some(Some(error)));
+        }
         let out = match event {
             Some(TurnEvent::TextDelta(text)) => Some(line(json!({"type": "text_delta", "text": text}))),
-            Some(TurnEvent::BlockStarted(_) | TurnEvent::ToolInputDelta(_) | TurnEvent::BlockStopped) => None,
+            Some(
+                TurnEvent::BlockStarted(_)
+                | TurnEvent::ToolInputDelta(_)
+                | TurnEvent::BlockStopped
+                | TurnEvent::Restarted,
+            ) => None,
             Some(TurnEvent::Done(outcome)) => {
                 *ended = true;
                 let ms = started.elapsed().as_millis() as u64;

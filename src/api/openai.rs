@@ -125,7 +125,11 @@ pub async fn chat_completions(
             chunks: ChunkWriter::new(&id, &parsed.model, created, parsed.include_usage),
             request_id,
         };
-        return Ok(sse::response(first, events, renderer));
+        let restarts = state
+            .metrics
+            .streams_restarted
+            .with_label_values(&["openai"]);
+        return Ok(sse::response(first, events, renderer, restarts));
     }
     let outcome = sse::collect(first, &mut events).await.map_err(serve_err)?;
     Ok(HttpResponse::Ok().json(wire::chat_completion(&id, &parsed.model, created, &outcome)))

@@ -63,6 +63,33 @@ pub async fn collect(first: TurnEvent, events: &mut Events) -> Result<TurnOutcom
     }
 }
 
+/// What a stream has forwarded of the answer, to tell a complete answer from a mix of attempts:
+/// the streamed text must be the final answer's text, or the stream ends with an error.
+#[derive(Debug, Default)]
+pub struct StreamGuard {
+    forwarded: String,
+}
+
+impl StreamGuard {
+    /// Notes `event`; `Err` when the stream can no longer be the model's answer (the CLI
+    /// started over after text was forwarded). A restart before any text is invisible.
+    pub fn check(&mut self, event: &TurnEvent) -> Result<(), ServeError> {
+        match event {
+            TurnEvent::TextDelta(text) => {
+                self.forwarded.push_str(text);
+                Ok(())
+            }
+            TurnEvent::Restarted if !self.forwarded.is_empty() => Err(ServeError::StreamRestarted),
+            TurnEvent::Done(outcome)
+                if !self.forwarded.is_empty() && self.forwarded != outcome.text() =>
+            {
+                Err(ServeError::StreamRestarted)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// One dialect's way of writing a turn as SSE.
 pub trait StreamRenderer: 'static {
     /// A block start, delta or stop (never `Done`/`Failed`: those are `done` and `error`).
@@ -83,16 +110,27 @@ pub fn data_frame(payload: &str) -> Bytes {
 
 struct SseState<R> {
     first: Option<TurnEvent>,
+    guard: StreamGuard,
+    /// Counts streams ended by the guard (the dialect's label set).
+    restarts: prometheus::IntCounter,
     /// None once the final event was rendered: the stream ends when `pending` is empty.
     events: Option<Events>,
     pending: VecDeque<Bytes>,
     renderer: R,
 }
 
-/// A `200 text/event-stream` response that renders `first` and every later event.
-pub fn response<R: StreamRenderer>(first: TurnEvent, events: Events, renderer: R) -> HttpResponse {
+/// A `200 text/event-stream` response that renders `first` and every later event. `restarts`
+/// counts the streams its [`StreamGuard`] has to end with an error.
+pub fn response<R: StreamRenderer>(
+    first: TurnEvent,
+    events: Events,
+    renderer: R,
+    restarts: prometheus::IntCounter,
+) -> HttpResponse {
     let state = SseState {
         first: Some(first),
+        guard: StreamGuard::default(),
+        restarts,
         events: Some(events),
         pending: VecDeque::new(),
         renderer,
@@ -107,6 +145,13 @@ pub fn response<R: StreamRenderer>(first: TurnEvent, events: Events, renderer: R
                 Some(first) => Some(first),
                 None => events.recv().await,
             };
+            if let Some(Err(error)) = next.as_ref().map(|e| st.guard.check(e)) {
+                // Dropping the receiver tells the process to stop the turn.
+                st.events = None;
+                st.restarts.inc();
+                st.pending.extend(st.renderer.error(error));
+                continue;
+            }
             let rendered = match next {
                 Some(TurnEvent::Done(outcome)) => {
                     st.events = None;
@@ -130,4 +175,42 @@ pub fn response<R: StreamRenderer>(first: TurnEvent, events: Events, renderer: R
         .insert_header(("cache-control", "no-cache"))
         .insert_header(("x-accel-buffering", "no"))
         .streaming(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Block;
+
+    fn done(text: &str) -> TurnEvent {
+        TurnEvent::Done(TurnOutcome {
+            content: vec![Block::Text(text.into())],
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn a_restart_before_any_text_is_invisible_after_text_it_ends_the_stream() {
+        let mut clean = StreamGuard::default();
+        assert!(clean.check(&TurnEvent::Restarted).is_ok());
+        assert!(clean.check(&TurnEvent::TextDelta("whole".into())).is_ok());
+        assert!(clean.check(&done("whole")).is_ok());
+
+        let mut broken = StreamGuard::default();
+        assert!(broken.check(&TurnEvent::TextDelta("par".into())).is_ok());
+        assert!(matches!(
+            broken.check(&TurnEvent::Restarted),
+            Err(ServeError::StreamRestarted)
+        ));
+    }
+
+    #[test]
+    fn a_final_answer_unlike_the_streamed_text_is_an_error() {
+        // The CLI fell back to a non-streaming call after partial deltas: the answer came whole.
+        let mut g = StreamGuard::default();
+        assert!(g.check(&TurnEvent::TextDelta("par".into())).is_ok());
+        assert!(g.check(&done("partial then whole")).is_err());
+        // Nothing streamed: the whole answer is rendered from the outcome.
+        assert!(StreamGuard::default().check(&done("whole")).is_ok());
+    }
 }

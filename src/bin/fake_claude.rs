@@ -18,6 +18,10 @@
 //! - `FAKE_HANG`: start streaming, then ignore everything, interrupts included.
 //! - `FAKE_GARBAGE`: print a line that is not JSON.
 //! - `FAKE_API_ERROR_<status>`: end the turn with an upstream API error of that status.
+//! - `FAKE_RETRY_PARTIAL` / `FAKE_RETRY_CLEAN`: the upstream stream drops after two deltas (or
+//!   before any); the CLI retries: a second `message_start`, then the whole answer streamed.
+//! - `FAKE_FALLBACK_PARTIAL` / `FAKE_FALLBACK_CLEAN`: the same drop, then the CLI's
+//!   non-streaming fallback: no more stream events, the whole answer in the `assistant` line.
 
 use std::io::{BufRead, Write};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -227,7 +231,42 @@ impl Fake {
         if self.interruptible_wait(sleep, input) {
             return self.interrupted(&uuid);
         }
-        let words: Vec<&str> = answer.split_inclusive(' ').collect();
+        let delta = |text: &str| {
+            event(json!({"type": "content_block_delta", "index": 0,
+                "delta": {"type": "text_delta", "text": text}}))
+        };
+        let retry_line = || {
+            emit(
+                &json!({"type": "system", "subtype": "api_retry", "attempt": 1,
+                "error": "stream dropped by the fake upstream"}),
+            )
+        };
+        // The upstream drops the stream: after two deltas (PARTIAL) or before any (CLEAN), the
+        // CLI retries streaming (RETRY) or falls back to one non-streaming call (FALLBACK).
+        let retry = prompt.contains("FAKE_RETRY_PARTIAL") || prompt.contains("FAKE_RETRY_CLEAN");
+        let fallback =
+            prompt.contains("FAKE_FALLBACK_PARTIAL") || prompt.contains("FAKE_FALLBACK_CLEAN");
+        if prompt.contains("_PARTIAL") && (retry || fallback) {
+            delta("partial ");
+            delta("attempt ");
+        }
+        if retry || fallback {
+            retry_line();
+        }
+        if retry {
+            event(
+                json!({"type": "message_start", "message": {"id": "msg_fake2", "model": self.model,
+                "usage": {"input_tokens": 11, "output_tokens": 1}}}),
+            );
+            event(
+                json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            );
+        }
+        let words: Vec<&str> = if fallback {
+            Vec::new()
+        } else {
+            answer.split_inclusive(' ').collect()
+        };
         for w in &words {
             if self.interruptible_wait(self.delta_delay, input) {
                 return self.interrupted(&uuid);

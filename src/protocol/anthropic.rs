@@ -361,7 +361,9 @@ impl StreamTranslator {
                 self.delta(json!({"type": "input_json_delta", "partial_json": partial}))
             }
             TurnEvent::BlockStopped => self.stop_block(),
-            TurnEvent::Done(_) | TurnEvent::Failed(_) => Vec::new(),
+            // Text blocks start with their first delta, so a restart before any text left
+            // nothing to take back; after text, the stream ends with an error instead (sse).
+            TurnEvent::Restarted | TurnEvent::Done(_) | TurnEvent::Failed(_) => Vec::new(),
         }
     }
 

@@ -239,6 +239,9 @@ pub enum TurnEvent {
     ToolInputDelta(String),
     /// The open block is complete.
     BlockStopped,
+    /// The CLI started its answer over (it retries the upstream call): whatever it streamed of
+    /// this turn so far is void. A stream that already forwarded some of it cannot be mended.
+    Restarted,
     Done(TurnOutcome),
     Failed(ServeError),
 }

@@ -8,6 +8,7 @@ mod dispatch;
 mod edge;
 mod fake_cli;
 mod fakes;
+mod integrity;
 mod native;
 mod openai;
 mod real_cli;

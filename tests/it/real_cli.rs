@@ -371,3 +371,23 @@ async fn native_rest_routes_work_on_the_real_cli() {
     );
     server.stop().await;
 }
+
+#[actix_rt::test]
+async fn a_stream_the_cli_retries_after_partial_text_is_never_presented_as_complete() {
+    // The mock drops every streaming call after two deltas; the CLI retries, then falls back
+    // to a non-streaming call that succeeds.
+    let server = real(|_| {}).await;
+    let t = token();
+    let reply = server.messages(streaming(&format!("DISCONNECT {t}"))).await;
+    assert_eq!(reply.status, 200, "{}", reply.raw);
+    let events = parse_sse(&reply.raw);
+    let (last, data) = events.last().expect("events");
+    assert_eq!(last, "error", "{events:?}");
+    assert_eq!(data["error"]["type"], "api_error");
+    assert!(!events.iter().any(|(n, _)| n == "message_stop"), "{events:?}");
+    let t = token();
+    let whole = server.messages(user(&format!("DISCONNECT {t}"))).await;
+    assert_eq!(whole.status, 200, "{}", whole.raw);
+    assert_eq!(whole.text(), format!("MOCK_OK: DISCONNECT {t}"));
+    server.stop().await;
+}

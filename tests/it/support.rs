@@ -80,6 +80,13 @@ impl TestServer {
             .expect("JSON body")
     }
 
+    /// A GET whose body is text (`/metrics`).
+    pub async fn get_text(&self, path: &str) -> String {
+        let mut resp = client().get(self.url(path)).send().await.expect("GET");
+        let body = resp.body().limit(1 << 22).await.expect("body");
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
     /// Waits until `/health` shows at least `n` idle processes.
     pub async fn wait_idle(&self, n: u64) {
         self.wait_for(

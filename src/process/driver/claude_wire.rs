@@ -167,53 +167,77 @@ impl TurnResult {
 }
 
 /// Turns the CLI's raw Messages-API streaming events into typed [`TurnEvent`]s: text and tool
-/// blocks pass, thinking blocks (not asked for) are dropped, and an upstream call the CLI starts
-/// over (a new `message_start`) closes whatever block was open.
+/// blocks pass, thinking blocks (not asked for) are dropped. A text block is announced with its
+/// first delta, so an attempt that fails before any text leaves nothing behind. A new
+/// `message_start` before the current message's `message_stop` is the CLI retrying the upstream
+/// call: it closes the open block and reports [`TurnEvent::Restarted`].
 #[derive(Debug, Default)]
 pub struct StreamDemux {
-    /// The upstream index of the visible block now open.
-    open: Option<u64>,
+    /// The upstream index of the visible block now open, and whether its start was sent.
+    open: Option<(u64, bool)>,
+    /// Between a `message_start` and its `message_stop`.
+    in_message: bool,
 }
 
 impl StreamDemux {
     pub fn event(&mut self, ev: &Value) -> Vec<TurnEvent> {
         let index = ev.get("index").and_then(Value::as_u64);
+        let is_open = |open: &Option<(u64, bool)>| index.is_some() && open.map(|o| o.0) == index;
         match ev.get("type").and_then(Value::as_str) {
-            Some("message_start") => self.close(),
-            Some("content_block_start") => {
-                let block = ev.get("content_block").unwrap_or(&Value::Null);
-                let kind = match block.get("type").and_then(Value::as_str) {
-                    Some("text") => BlockKind::Text,
-                    Some("tool_use") => BlockKind::ToolUse {
-                        id: str_of(block, "id"),
-                        name: str_of(block, "name"),
-                    },
-                    _ => return Vec::new(),
-                };
+            Some("message_start") => {
                 let mut out = self.close();
-                self.open = index;
-                out.push(TurnEvent::BlockStarted(kind));
+                if std::mem::replace(&mut self.in_message, true) {
+                    out.push(TurnEvent::Restarted);
+                }
                 out
             }
-            Some("content_block_delta") if index.is_some() && index == self.open => {
+            Some("message_stop") => {
+                self.in_message = false;
+                self.close()
+            }
+            Some("content_block_start") => {
+                let block = ev.get("content_block").unwrap_or(&Value::Null);
+                let mut out = self.close();
+                match block.get("type").and_then(Value::as_str) {
+                    Some("text") => self.open = index.map(|i| (i, false)),
+                    Some("tool_use") => {
+                        self.open = index.map(|i| (i, true));
+                        out.push(TurnEvent::BlockStarted(BlockKind::ToolUse {
+                            id: str_of(block, "id"),
+                            name: str_of(block, "name"),
+                        }));
+                    }
+                    _ => {}
+                }
+                out
+            }
+            Some("content_block_delta") if is_open(&self.open) => {
                 let delta = ev.get("delta").unwrap_or(&Value::Null);
                 match delta.get("type").and_then(Value::as_str) {
-                    Some("text_delta") => vec![TurnEvent::TextDelta(str_of(delta, "text"))],
+                    Some("text_delta") => {
+                        let mut out = Vec::new();
+                        if let Some((_, announced @ false)) = &mut self.open {
+                            *announced = true;
+                            out.push(TurnEvent::BlockStarted(BlockKind::Text));
+                        }
+                        out.push(TurnEvent::TextDelta(str_of(delta, "text")));
+                        out
+                    }
                     Some("input_json_delta") => {
                         vec![TurnEvent::ToolInputDelta(str_of(delta, "partial_json"))]
                     }
                     _ => Vec::new(),
                 }
             }
-            Some("content_block_stop") if index.is_some() && index == self.open => self.close(),
+            Some("content_block_stop") if is_open(&self.open) => self.close(),
             _ => Vec::new(),
         }
     }
 
     fn close(&mut self) -> Vec<TurnEvent> {
         match self.open.take() {
-            Some(_) => vec![TurnEvent::BlockStopped],
-            None => Vec::new(),
+            Some((_, true)) => vec![TurnEvent::BlockStopped],
+            _ => Vec::new(),
         }
     }
 }
@@ -298,10 +322,16 @@ mod tests {
             json!({"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "hi"}}),
             // The CLI retries the upstream call mid-block: the open block is closed.
             json!({"type": "message_start", "message": {}}),
+            // A text block without any text is never announced.
+            json!({"type": "content_block_start", "index": 5, "content_block": {"type": "text", "text": ""}}),
+            json!({"type": "content_block_stop", "index": 5}),
             json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "t1", "name": "f"}}),
             json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{}"}}),
             json!({"type": "content_block_stop", "index": 0}),
             json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}}),
+            json!({"type": "message_stop"}),
+            // The next message of an agentic turn is not a restart.
+            json!({"type": "message_start", "message": {}}),
         ]
         .iter()
         .flat_map(|e| demux.event(e))
@@ -313,6 +343,7 @@ mod tests {
                 "BlockStarted(Text)",
                 "TextDelta(\"hi\")",
                 "BlockStopped",
+                "Restarted",
                 "BlockStarted(ToolUse { id: \"t1\", name: \"f\" })",
                 "ToolInputDelta(\"{}\")",
                 "BlockStopped"

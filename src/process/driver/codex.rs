@@ -6,7 +6,9 @@
 //! any (no model call) → `turn/start` with the prompt. The thread's notifications (demultiplexed
 //! by `threadId`) stream the answer; `turn/completed` ends it. The thread is then deleted
 //! (`thread/delete` unloads it and removes its rollout file), which releases the slot. A failed or
-//! interrupted turn leaves its prompt in the thread, so every turn gets a new thread.
+//! interrupted turn leaves its prompt in the thread, so every turn gets a new thread. A text block
+//! is announced with its first delta; an upstream retry (`error` with `willRetry`) reports
+//! [`TurnEvent::Restarted`].
 
 use std::collections::HashMap;
 
@@ -281,10 +283,6 @@ impl CodexDriver {
         }
         let item_type = params.pointer("/item/type").and_then(Value::as_str);
         match method {
-            "item/started" if item_type == Some("agentMessage") && !c.open_block => {
-                c.open_block = true;
-                out.turn(turn, TurnEvent::BlockStarted(BlockKind::Text));
-            }
             "item/agentMessage/delta" => {
                 let delta = params.get("delta").and_then(Value::as_str).unwrap_or("");
                 if !c.open_block {
@@ -312,6 +310,12 @@ impl CodexDriver {
                     .to_string();
                 if retried {
                     log::warn!("codex retries the upstream request: {message}");
+                    // What was streamed of the failed attempt is void.
+                    if std::mem::take(&mut c.open_block) {
+                        out.turn(turn, TurnEvent::BlockStopped);
+                    }
+                    c.streamed.clear();
+                    out.turn(turn, TurnEvent::Restarted);
                 } else {
                     c.error = Some((http_status(params.get("error")), message));
                 }

@@ -144,8 +144,14 @@ fn a_turn_starts_a_thread_injects_history_streams_and_deletes_the_thread() {
         "item/started",
         json!({"threadId": "T1", "item": {"type": "agentMessage", "id": "m", "text": ""}}),
     );
-    assert_eq!(events(&feed(&mut d, started)), ["1:BlockStarted(Text)"]);
-    assert_eq!(events(&feed(&mut d, delta("T1", "hel"))), ["1:text hel"]);
+    assert!(
+        events(&feed(&mut d, started)).is_empty(),
+        "announced with its first delta"
+    );
+    assert_eq!(
+        events(&feed(&mut d, delta("T1", "hel"))),
+        ["1:BlockStarted(Text)", "1:text hel"]
+    );
     assert_eq!(events(&feed(&mut d, delta("T1", "lo"))), ["1:text lo"]);
     let usage = note(
         "thread/tokenUsage/updated",
@@ -326,4 +332,24 @@ fn a_full_process_refuses_another_turn() {
     let mut out = Outbox::default();
     d.begin(2, input("", Vec::new(), json!("b")), &mut out);
     assert!(events(&out)[0].starts_with("2:failed"));
+}
+
+#[test]
+fn an_upstream_retry_after_partial_text_is_reported_as_a_restart() {
+    let mut d = ready();
+    let turn_start = started(&mut d, 1, "T", input("", Vec::new(), json!("q")));
+    feed(&mut d, ok(&turn_start, json!({"turn": {"id": "ct"}})));
+    feed(&mut d, delta("T", "part"));
+    let retry = note(
+        "error",
+        json!({"threadId": "T", "willRetry": true, "error": {"message": "Reconnecting... 1/5"}}),
+    );
+    assert_eq!(
+        events(&feed(&mut d, retry)),
+        ["1:BlockStopped", "1:Restarted"]
+    );
+    assert_eq!(
+        events(&feed(&mut d, delta("T", "whole"))),
+        ["1:BlockStarted(Text)", "1:text whole"]
+    );
 }
