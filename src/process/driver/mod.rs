@@ -7,10 +7,15 @@
 //!
 //! - [`claude`]: Claude Code's stream-json protocol (`claude -p --input-format stream-json`), one
 //!   conversation per process, reset with `rewind_conversation` after each turn.
+//! - [`gemini`]: the Gemini CLI's Agent Client Protocol (`gemini --acp`), one ACP session per
+//!   conversation, many conversations per process.
 //! - [`jsonrpc`]: request/response correlation for the JSON-RPC CLIs (Codex, Gemini).
 
 pub mod claude;
 pub mod claude_wire;
+pub mod gemini;
+mod gemini_conversation;
+mod gemini_wire;
 pub mod jsonrpc;
 
 use std::path::PathBuf;
