@@ -69,7 +69,10 @@ impl Conversation {
     /// A `session/update` of this conversation's session.
     pub fn on_update(&mut self, turn: TurnId, update: &Value, out: &mut Outbox) {
         match update["sessionUpdate"].as_str() {
-            // Before the prompt, chunks are a loaded session's history played back.
+            // Before the prompt, chunks are a loaded session's history played back. The CLI
+            // starts that replay before it answers `session/load`, and a `set_model` round trip
+            // comes before the prompt: a replayed chunk after the prompt would take a replay
+            // slower than two round trips (not seen; not ruled out by the protocol either).
             Some("agent_message_chunk") if self.stage == Stage::Prompting => {
                 let text = update["content"]["text"].as_str().unwrap_or_default();
                 if text.is_empty() {

@@ -134,6 +134,17 @@ fn a_spare_is_probed_then_bound_without_a_second_initialize() {
     d.bind("", &mut out);
     assert!(out.lines.is_empty());
     assert_eq!(names(&out), ["Ready"]);
+    let mut early = GeminiDriver::new(1, params(10));
+    let mut out = Outbox::default();
+    early.probe(&mut out);
+    let init = line(&out);
+    let mut out = Outbox::default();
+    early.bind("", &mut out);
+    assert!(out.lines.is_empty(), "bound while the probe is answered");
+    assert_eq!(
+        names(&feed(&mut early, answer(&init, json!({})))),
+        ["Ready"]
+    );
     let mut refused = GeminiDriver::new(1, params(10));
     let mut out = Outbox::default();
     refused.bind("", &mut out);
