@@ -12,6 +12,7 @@
 //! The actor works on any reader/writer pair ([`ProcessIo`]); only [`spawn`] starts processes.
 
 pub mod driver;
+mod files;
 pub mod messages;
 pub mod spawn;
 pub mod state;
@@ -133,8 +134,10 @@ impl CliProcess {
         }
     }
 
-    /// Writes the driver's lines and acts on its events, in order.
+    /// Carries out the driver's file operations, writes its lines and acts on its events, in
+    /// that order.
     fn apply(&mut self, out: Outbox, ctx: &mut Context<Self>) {
+        let unwritten = files::carry_out(self.id, out.files);
         if let Some(stdin) = &self.stdin {
             for line in out.lines {
                 // A closed writer means the child is gone; stdout's EOF reports that.
@@ -157,6 +160,14 @@ impl CliProcess {
                 DriverEvent::Released { turn, reusable } => self.on_released(turn, reusable, ctx),
                 DriverEvent::Violation(detail) => self.protocol_violation(detail, ctx),
             }
+        }
+        // After the events, so the driver has taken in its own outbox before it hears of this.
+        for turn in unwritten {
+            let reason = ServeError::BackendUnavailable {
+                backend: self.backend,
+                reason: "the server could not write the conversation's files".into(),
+            };
+            self.interrupt_turn(turn, reason, ctx);
         }
     }
 

@@ -12,6 +12,9 @@ use tokio::sync::mpsc;
 use super::*;
 use crate::protocol::{ChatMessage, PoolKey, Role, StopReason, TurnRequest};
 
+#[path = "tests_gemini.rs"]
+mod gemini;
+
 /// The id the tests' turns run under.
 const TURN: TurnId = 7;
 
@@ -113,6 +116,11 @@ struct Harness {
 }
 
 fn start(model: &str) -> Harness {
+    let driver = driver::claude::ClaudeDriver::new(1, model.into());
+    start_with(Box::new(driver), "claude")
+}
+
+fn start_with(driver: Box<dyn driver::Driver>, backend: &'static str) -> Harness {
     let (process_stdin, cli_stdin) = tokio::io::duplex(1 << 16);
     let (cli_stdout, process_stdout) = tokio::io::duplex(1 << 16);
     let (tx, notices) = mpsc::unbounded_channel();
@@ -123,8 +131,7 @@ fn start(model: &str) -> Harness {
         stderr: None,
         child: None,
     };
-    let driver = Box::new(driver::claude::ClaudeDriver::new(1, model.into()));
-    let process = CliProcess::start(1, io, "claude", driver, LIMITS, collector.recipient());
+    let process = CliProcess::start(1, io, backend, driver, LIMITS, collector.recipient());
     let (_unused_read, stdout) = tokio::io::split(cli_stdout);
     Harness {
         process,

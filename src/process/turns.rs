@@ -16,7 +16,12 @@ use crate::protocol::TurnEvent;
 impl CliProcess {
     /// Stops `turn` (if it still runs) with `reason` as its client's error; the process is
     /// killed if the turn has not ended after `interrupt_grace`.
-    fn interrupt_turn(&mut self, turn: TurnId, reason: ServeError, ctx: &mut Context<Self>) {
+    pub(super) fn interrupt_turn(
+        &mut self,
+        turn: TurnId,
+        reason: ServeError,
+        ctx: &mut Context<Self>,
+    ) {
         let Some(active) = self.turns.get_mut(&turn) else {
             return;
         };
@@ -142,14 +147,18 @@ impl CliProcess {
             report,
         });
         if !reusable {
-            log::warn!(
-                "process {}: could not reset a conversation; retiring",
-                self.id
-            );
+            log::warn!("process {}: a slot cannot be reused; retiring", self.id);
             let grace = self
                 .retire_after_turns
                 .unwrap_or(self.limits.interrupt_grace);
-            self.drain(grace, ctx);
+            if self.turns.is_empty() {
+                self.drain(grace, ctx);
+            } else {
+                // The other conversations are unaffected: they finish first (closing stdin now
+                // would strand those still setting up), and no new turn is taken meanwhile. The
+                // supervisor's `Retire` bounds how long that may take.
+                self.retire_after_turns = Some(grace);
+            }
         } else if let (Some(grace), true) = (self.retire_after_turns, self.turns.is_empty()) {
             self.drain(grace, ctx);
         }

@@ -24,8 +24,9 @@ use crate::error::ServeError;
 use crate::metrics::Metrics;
 use crate::process::driver::claude::ClaudeDriver;
 use crate::process::driver::codex::CodexDriver;
+use crate::process::driver::gemini::GeminiDriver;
 use crate::process::driver::Driver;
-use crate::process::spawn::{self, SpawnSpec};
+use crate::process::spawn::{self, GeminiPaths, SpawnSpec};
 use crate::process::{
     Bind, CliProcess, Interrupt, Kill, Probe, ProcessEvent, ProcessLimits, ProcessNotice, Retire,
     RunTurn,
@@ -137,7 +138,7 @@ impl SessionSupervisor {
                 let driver = ClaudeDriver::new(id, b.claude.default_model.clone());
                 (spec, Box::new(driver))
             }
-            Backend::Codex | Backend::Gemini => {
+            Backend::Codex => {
                 let program = self.installed.get(&backend).cloned().flatten();
                 let program = program.unwrap_or_else(|| PathBuf::from(&b.codex.command));
                 let spec = SpawnSpec::codex(&b.codex, &program, state_dir, id);
@@ -146,6 +147,14 @@ impl SessionSupervisor {
                     b.codex.base_instructions.clone(),
                 );
                 (spec, Box::new(driver))
+            }
+            Backend::Gemini => {
+                let mut spec = SpawnSpec::gemini(&b.gemini, state_dir, id);
+                if let Some(Some(program)) = self.installed.get(&backend) {
+                    spec.program.clone_from(program);
+                }
+                let params = GeminiPaths::new(state_dir, id).driver_params(&b.gemini, &spec);
+                (spec, Box::new(GeminiDriver::new(id, params)))
             }
         }
     }
@@ -389,16 +398,6 @@ impl Handler<Submit> for SessionSupervisor {
     fn handle(&mut self, Submit(request): Submit, ctx: &mut Self::Context) {
         if let Phase::ShuttingDown { .. } = self.phase {
             return fail(request.events, ServeError::ShuttingDown);
-        }
-        if request.pool.backend == Backend::Gemini {
-            let backend = request.pool.backend.name();
-            return fail(
-                request.events,
-                ServeError::NotServed {
-                    backend,
-                    reason: format!("backend {backend} has no process driver yet"),
-                },
-            );
         }
         let actions = self.book.submit(request, Instant::now());
         self.run(actions, ctx);

@@ -384,7 +384,10 @@ async fn a_stream_the_cli_retries_after_partial_text_is_never_presented_as_compl
     let (last, data) = events.last().expect("events");
     assert_eq!(last, "error", "{events:?}");
     assert_eq!(data["error"]["type"], "api_error");
-    assert!(!events.iter().any(|(n, _)| n == "message_stop"), "{events:?}");
+    assert!(
+        !events.iter().any(|(n, _)| n == "message_stop"),
+        "{events:?}"
+    );
     let t = token();
     let whole = server.messages(user(&format!("DISCONNECT {t}"))).await;
     assert_eq!(whole.status, 200, "{}", whole.raw);

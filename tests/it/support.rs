@@ -14,6 +14,7 @@ use serde_json::Value;
 
 pub const FAKE_CLAUDE: &str = env!("CARGO_BIN_EXE_fake-claude");
 pub const FAKE_CODEX: &str = env!("CARGO_BIN_EXE_fake-codex");
+pub const FAKE_GEMINI: &str = env!("CARGO_BIN_EXE_fake-gemini");
 
 pub struct TestServer {
     running: Option<Running>,
@@ -60,6 +61,11 @@ impl TestServer {
         let mut s = fake_settings();
         tweak(&mut s);
         Self::start(s).await
+    }
+
+    /// The server's state directory (the CLIs' private homes live under it).
+    pub fn state_dir(&self) -> &std::path::Path {
+        self._state.path()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -284,7 +290,6 @@ pub fn responses_mock() -> &'static Mock {
 }
 
 /// The mock Gemini upstream (tests/support/mock_gemini.py).
-#[allow(dead_code)] // the Gemini tests arrive with its driver
 pub fn gemini_mock() -> &'static Mock {
     static MOCK: OnceLock<Mock> = OnceLock::new();
     MOCK.get_or_init(|| Mock::start("mock_gemini.py"))

@@ -1,19 +1,27 @@
 //! The CLI protocols, written sans-IO: a [`Driver`] owns no pipe and no timer. The process actor
 //! feeds it "bind", "begin turn", "interrupt turn" and each stdout line, and carries out what it
-//! hands back in an [`Outbox`]: lines to write to the CLI's stdin, and [`DriverEvent`]s — the
-//! process became ready, a turn produced an event, a turn's conversation slot is free again, the
-//! CLI broke protocol. So every protocol case is a unit test made of plain lines.
+//! hands back in an [`Outbox`]: small files to write or remove (for a CLI that reads some of its
+//! input from files), lines to write to the CLI's stdin, and [`DriverEvent`]s — the process
+//! became ready, a turn produced an event, a turn's conversation slot is free again, the CLI broke
+//! protocol. So every protocol case is a unit test made of plain lines.
 //!
 //! - [`claude`]: Claude Code's stream-json protocol (`claude -p --input-format stream-json`), one
 //!   conversation per process, reset with `rewind_conversation` after each turn.
 //! - [`codex`]: the Codex CLI's app-server protocol (JSON-RPC), a thread per conversation, many
 //!   conversations per process.
+//! - [`gemini`]: the Gemini CLI's Agent Client Protocol (`gemini --acp`), one ACP session per
+//!   conversation, many conversations per process.
 //! - [`jsonrpc`]: request/response correlation for the JSON-RPC CLIs (Codex, Gemini).
 
 pub mod claude;
 pub mod claude_wire;
 pub mod codex;
+pub mod gemini;
+mod gemini_conversation;
+mod gemini_wire;
 pub mod jsonrpc;
+
+use std::path::PathBuf;
 
 use serde_json::Value;
 
@@ -53,9 +61,30 @@ pub enum DriverEvent {
     Violation(String),
 }
 
-/// Lines to write and events to act on, in order; filled by a driver call.
+/// A small file the process actor writes or removes for a driver. A CLI that takes part of its
+/// input from files (the Gemini CLI reads its system prompt and prior history from files) would
+/// otherwise force IO into its driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileOp {
+    /// Creates or replaces `path` (creating its directories) with `contents`. When it fails the
+    /// actor interrupts `turn` (if given) with the error: the lines that needed the file still
+    /// go out, and the driver ends the turn at its next step as after any interrupt.
+    Write {
+        path: PathBuf,
+        contents: String,
+        turn: Option<TurnId>,
+    },
+    /// Removes the files directly in `dir` whose names end with `suffix`: the CLI names some
+    /// files itself, with a part the driver cannot know (the minute it created them). A failure
+    /// is only logged; a leftover costs disk space, not correctness.
+    Remove { dir: PathBuf, suffix: String },
+}
+
+/// What a driver call produced. The actor carries out the file operations first, then writes
+/// the lines in order, then acts on the events in order.
 #[derive(Debug, Default)]
 pub struct Outbox {
+    pub files: Vec<FileOp>,
     pub lines: Vec<String>,
     pub events: Vec<DriverEvent>,
 }
@@ -64,6 +93,10 @@ impl Outbox {
     /// Queues one JSON line (serde_json never writes a raw newline, so it stays one line).
     pub fn write(&mut self, line: &Value) {
         self.lines.push(line.to_string());
+    }
+
+    pub fn file(&mut self, op: FileOp) {
+        self.files.push(op);
     }
 
     pub fn event(&mut self, event: DriverEvent) {

@@ -62,13 +62,13 @@ impl SpawnSpec {
             ("CLAUDE_CODE_ATTRIBUTION_HEADER".into(), "0".into()),
         ];
         env.extend(settings.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let mut dirs = Vec::new();
         if settings.isolate_home {
             let home = state_dir.join("claude-home");
+            let config = home.join(".claude");
             env.push(("HOME".into(), home.display().to_string()));
-            env.push((
-                "CLAUDE_CONFIG_DIR".into(),
-                home.join(".claude").display().to_string(),
-            ));
+            env.push(("CLAUDE_CONFIG_DIR".into(), config.display().to_string()));
+            dirs.push(config);
         }
         Self {
             program: PathBuf::from(&settings.command),
@@ -77,7 +77,9 @@ impl SpawnSpec {
             // Set when the server itself runs inside Claude Code; the child must not think so.
             env_remove: vec!["CLAUDECODE".into(), "CLAUDE_CODE_ENTRYPOINT".into()],
             cwd: state_dir.join("work"),
+            // Shared by every Claude process: wiping it would pull it from under the others.
             fresh_dir: None,
+            dirs,
             files: Vec::new(),
         }
     }

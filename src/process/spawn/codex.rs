@@ -38,6 +38,7 @@ impl SpawnSpec {
             env_remove: Vec::new(),
             cwd: state_dir.join("codex").join("work"),
             files: vec![(home.join("config.toml"), config_toml(settings))],
+            dirs: Vec::new(),
             fresh_dir: Some(home),
         }
     }

@@ -1,10 +1,13 @@
 //! Starting a CLI child: its command line, environment, working directory and private files. The
 //! only place that touches `tokio::process`; the process actor itself works on any reader/writer
-//! pair. One file per CLI ([`claude`], [`codex`]) builds its [`SpawnSpec`].
+//! pair. One file per CLI ([`claude`], [`codex`], [`gemini`]) builds its [`SpawnSpec`].
 
 mod claude;
 mod codex;
+mod gemini;
+
 pub use codex::native_codex;
+pub use gemini::GeminiPaths;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -32,10 +35,12 @@ pub struct SpawnSpec {
     pub env: Vec<(String, String)>,
     pub env_remove: Vec<String>,
     pub cwd: PathBuf,
-    /// A private directory of this process (its CLI's home), emptied and made anew before the
-    /// start, so nothing of an earlier process with the same id survives.
+    /// Removed with everything in it before each spawn: a process's private state, which a
+    /// previous process of the same id may have left behind.
     pub fresh_dir: Option<PathBuf>,
-    /// Files written before the start (the CLI's generated settings), after `fresh_dir` is made.
+    /// Created before each spawn (after `fresh_dir` is removed).
+    pub dirs: Vec<PathBuf>,
+    /// Written before each spawn, their directories created: the CLI's settings and the like.
     pub files: Vec<(PathBuf, String)>,
 }
 
@@ -62,24 +67,10 @@ impl SpawnSpec {
         spec
     }
 
-    /// Starts the child with piped stdio. Fails at once if the program cannot be executed.
+    /// Prepares the spec's directories and files, then starts the child with piped stdio.
+    /// Fails at once if either fails or the program cannot be executed.
     pub fn spawn(&self) -> std::io::Result<(ProcessIo, u32)> {
-        if let Some(dir) = &self.fresh_dir {
-            match std::fs::remove_dir_all(dir) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => std::fs::create_dir_all(dir)?,
-            }
-        }
-        for (path, contents) in &self.files {
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            std::fs::write(path, contents)?;
-        }
-        std::fs::create_dir_all(&self.cwd)?;
-        if let Some((_, home)) = self.env.iter().find(|(k, _)| k == "CLAUDE_CONFIG_DIR") {
-            std::fs::create_dir_all(home)?;
-        }
+        self.prepare()?;
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args)
             .current_dir(&self.cwd)
@@ -105,6 +96,29 @@ impl SpawnSpec {
             child: Some(child),
         };
         Ok((io, pid))
+    }
+}
+
+impl SpawnSpec {
+    /// Wipes `fresh_dir`, then creates the working directory, `dirs` and `files`.
+    fn prepare(&self) -> std::io::Result<()> {
+        if let Some(dir) = &self.fresh_dir {
+            match std::fs::remove_dir_all(dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        std::fs::create_dir_all(&self.cwd)?;
+        for dir in &self.dirs {
+            std::fs::create_dir_all(dir)?;
+        }
+        for (path, contents) in &self.files {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(path, contents)?;
+        }
+        Ok(())
     }
 }
 
@@ -167,6 +181,28 @@ mod tests {
             .env
             .iter()
             .any(|(k, v)| k == "CLAUDE_CODE_MAX_RETRIES" && v == "2"));
+    }
+
+    #[test]
+    fn preparing_wipes_the_fresh_dir_then_creates_dirs_and_files() {
+        let root = tempfile::tempdir().expect("a temporary directory");
+        let fresh = root.path().join("p1");
+        std::fs::create_dir_all(fresh.join("old")).expect("writable");
+        let spec = SpawnSpec {
+            program: "true".into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            env_remove: Vec::new(),
+            cwd: fresh.join("work"),
+            fresh_dir: Some(fresh.clone()),
+            dirs: vec![fresh.join("tmp")],
+            files: vec![(fresh.join("home/.cli/settings.json"), "{}".into())],
+        };
+        spec.prepare().expect("prepared");
+        assert!(!fresh.join("old").exists());
+        assert!(fresh.join("work").is_dir() && fresh.join("tmp").is_dir());
+        let settings = std::fs::read_to_string(fresh.join("home/.cli/settings.json"));
+        assert_eq!(settings.ok().as_deref(), Some("{}"));
     }
 
     #[test]
