@@ -124,6 +124,8 @@ pub struct ServerSettings {
     pub host: String,
     pub port: u16,
     pub request_timeout_secs: u64,
+    pub first_byte_timeout_secs: u64,
+    pub stream_idle_timeout_secs: u64,
     pub shutdown_grace_secs: u64,
     pub max_body_bytes: usize,
     /// Keys from the file; `CLINVOKER_API_KEYS` is merged in by [`Settings::load`].
@@ -240,6 +242,12 @@ impl Settings {
         }
         if s.request_timeout_secs == 0 {
             return invalid("server.request_timeout_secs", "must be at least 1");
+        }
+        if s.first_byte_timeout_secs == 0 || s.stream_idle_timeout_secs == 0 {
+            return invalid(
+                "server.first_byte_timeout_secs",
+                "it and server.stream_idle_timeout_secs must be at least 1",
+            );
         }
         if s.max_body_bytes < 1024 {
             return invalid("server.max_body_bytes", "must be at least 1024");

@@ -48,6 +48,12 @@ pub enum ServeError {
     },
     #[error("the model turn did not finish within the request timeout of {}s", after.as_secs())]
     TurnTimedOut { after: Duration },
+    /// The server's own stall timers: the CLIs notice a silent upstream only after minutes.
+    #[error("no {waiting_for} from the model for {}s: the upstream seems stalled", after.as_secs())]
+    UpstreamStalled {
+        after: Duration,
+        waiting_for: &'static str,
+    },
     #[error("the {backend} process exited during the request ({status})")]
     ProcessExited {
         backend: &'static str,

@@ -88,7 +88,9 @@ fn anthropic_status(e: &ApiError) -> (StatusCode, &'static str, Option<Duration>
             | ServeError::QueueTimedOut { retry_after, .. } => {
                 (overloaded(), "overloaded_error", Some(*retry_after))
             }
-            ServeError::TurnTimedOut { .. } => (S::GATEWAY_TIMEOUT, "timeout_error", None),
+            ServeError::TurnTimedOut { .. } | ServeError::UpstreamStalled { .. } => {
+                (S::GATEWAY_TIMEOUT, "timeout_error", None)
+            }
             ServeError::ProcessExited { .. }
             | ServeError::BackendProtocol { .. }
             | ServeError::StreamRestarted => (S::BAD_GATEWAY, "api_error", None),
@@ -185,7 +187,9 @@ fn openai_status(e: &ApiError) -> OpenAiStatus {
                 Some("overloaded"),
                 Some(*retry_after),
             ),
-            ServeError::TurnTimedOut { .. } => server(S::GATEWAY_TIMEOUT, Some("timeout"), None),
+            ServeError::TurnTimedOut { .. } | ServeError::UpstreamStalled { .. } => {
+                server(S::GATEWAY_TIMEOUT, Some("timeout"), None)
+            }
             ServeError::ProcessExited { .. }
             | ServeError::BackendProtocol { .. }
             | ServeError::StreamRestarted => server(S::BAD_GATEWAY, None, None),

@@ -45,6 +45,10 @@ const STDERR_LINES_KEPT: usize = 20;
 #[derive(Debug, Clone, Copy)]
 pub struct ProcessLimits {
     pub request_timeout: Duration,
+    /// Longest wait for a turn's first event, and between two of its events: the server's own
+    /// stall timers (the CLIs notice a silent upstream only after minutes).
+    pub first_byte_timeout: Duration,
+    pub idle_timeout: Duration,
     pub ready_timeout: Duration,
     pub interrupt_grace: Duration,
 }
@@ -230,8 +234,15 @@ impl CliProcess {
     }
 }
 
+/// How often running turns are checked for a stalled upstream.
+const STALL_CHECK_EVERY: Duration = Duration::from_secs(1);
+
 impl Actor for CliProcess {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(STALL_CHECK_EVERY, |act, ctx| act.interrupt_stalled(ctx));
+    }
 }
 
 /// Writes lines to the child's stdin in order until the sender is dropped or the pipe breaks.

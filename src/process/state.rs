@@ -71,6 +71,10 @@ pub struct ActiveTurn {
     pub submitted: Instant,
     /// When the first text delta was forwarded.
     pub first_token: Option<Instant>,
+    /// When the turn began and when the driver last reported an event of it: the stall timers'
+    /// references, on tokio's clock (which tests can pause and advance).
+    pub began: tokio::time::Instant,
+    pub last_event: Option<tokio::time::Instant>,
     /// The request-timeout timer and the client-gone watcher; cancelled when the turn is
     /// answered.
     pub timers: Vec<SpawnHandle>,

@@ -20,6 +20,9 @@ const TURN: TurnId = 7;
 
 const LIMITS: ProcessLimits = ProcessLimits {
     request_timeout: Duration::from_secs(30),
+    // Past the request timeout: only the stall tests meet these (with their own limits).
+    first_byte_timeout: Duration::from_secs(60),
+    idle_timeout: Duration::from_secs(60),
     ready_timeout: Duration::from_secs(10),
     interrupt_grace: Duration::from_secs(2),
 };
@@ -115,12 +118,31 @@ struct Harness {
     notices: mpsc::UnboundedReceiver<ProcessEvent>,
 }
 
+/// Stall timers shorter than the request timeout.
+const STALL_LIMITS: ProcessLimits = ProcessLimits {
+    first_byte_timeout: Duration::from_secs(20),
+    idle_timeout: Duration::from_secs(15),
+    ..LIMITS
+};
+
 fn start(model: &str) -> Harness {
+    start_limited(model, LIMITS)
+}
+
+fn start_limited(model: &str, limits: ProcessLimits) -> Harness {
     let driver = driver::claude::ClaudeDriver::new(1, model.into());
-    start_with(Box::new(driver), "claude")
+    start_driver(Box::new(driver), "claude", limits)
 }
 
 fn start_with(driver: Box<dyn driver::Driver>, backend: &'static str) -> Harness {
+    start_driver(driver, backend, LIMITS)
+}
+
+fn start_driver(
+    driver: Box<dyn driver::Driver>,
+    backend: &'static str,
+    limits: ProcessLimits,
+) -> Harness {
     let (process_stdin, cli_stdin) = tokio::io::duplex(1 << 16);
     let (cli_stdout, process_stdout) = tokio::io::duplex(1 << 16);
     let (tx, notices) = mpsc::unbounded_channel();
@@ -131,7 +153,7 @@ fn start_with(driver: Box<dyn driver::Driver>, backend: &'static str) -> Harness
         stderr: None,
         child: None,
     };
-    let process = CliProcess::start(1, io, backend, driver, LIMITS, collector.recipient());
+    let process = CliProcess::start(1, io, backend, driver, limits, collector.recipient());
     let (_unused_read, stdout) = tokio::io::split(cli_stdout);
     Harness {
         process,
@@ -395,4 +417,64 @@ async fn a_cli_that_never_answers_initialize_is_killed_after_the_ready_timeout()
     assert_eq!(init["request"]["subtype"], "initialize");
     let status = h.exited().await;
     assert!(status.contains("did not become ready"), "{status}");
+}
+
+#[actix_rt::test]
+async fn a_silent_upstream_is_interrupted_by_the_stall_timers() {
+    tokio::time::pause();
+    let mut h = start_limited("sonnet", STALL_LIMITS);
+    h.bind("").await;
+    // Nothing at all: the first-output timer (20 s) fires before the request timeout (30 s).
+    let mut rx = h.run("sonnet", Vec::new(), "silent");
+    let prompt = h.cli.read().await;
+    let interrupt = h.cli.read().await;
+    assert_eq!(interrupt["request"]["subtype"], "interrupt");
+    h.cli.control_ok(&interrupt["request_id"], json!({})).await;
+    h.cli
+        .result(
+            &prompt["uuid"],
+            json!({"subtype": "error_during_execution", "is_error": true}),
+        )
+        .await;
+    let (_, last) = drain(&mut rx).await;
+    match last {
+        TurnEvent::Failed(ServeError::UpstreamStalled { waiting_for, .. }) => {
+            assert_eq!(waiting_for, "first output")
+        }
+        other => panic!("{other:?}"),
+    }
+    h.cli
+        .expect_control("rewind_conversation", json!({"rewound": true}))
+        .await;
+    let (_, report) = h.turn_finished(TURN).await;
+    assert_eq!(report.end, TurnEnd::TimedOut);
+}
+
+#[actix_rt::test]
+async fn a_stream_that_goes_quiet_is_interrupted_by_the_idle_timer() {
+    tokio::time::pause();
+    let mut h = start_limited("sonnet", STALL_LIMITS);
+    h.bind("").await;
+    let mut rx = h.run("sonnet", Vec::new(), "then silence");
+    h.cli.read().await;
+    for event in [
+        json!({"type": "message_start", "message": {}}),
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "so far"}}),
+    ] {
+        h.cli
+            .write(json!({"type": "stream_event", "event": event}))
+            .await;
+    }
+    let interrupt = h.cli.read().await;
+    assert_eq!(interrupt["request"]["subtype"], "interrupt");
+    // The CLI ignores it: killed after the grace period, the client told why.
+    let (text, last) = drain(&mut rx).await;
+    assert_eq!(text, "so far");
+    match last {
+        TurnEvent::Failed(ServeError::UpstreamStalled { waiting_for, .. }) => {
+            assert_eq!(waiting_for, "further output")
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -50,6 +50,29 @@ impl CliProcess {
         self.drive(ctx, |d, out| d.interrupt(turn, out));
     }
 
+    /// Interrupts running turns whose upstream went silent: no first event within
+    /// `first_byte_timeout`, or no event for `idle_timeout` since the last one.
+    pub(super) fn interrupt_stalled(&mut self, ctx: &mut Context<Self>) {
+        let now = tokio::time::Instant::now();
+        let limits = self.limits;
+        let stalled: Vec<(TurnId, ServeError)> = self
+            .turns
+            .iter()
+            .filter(|(_, t)| t.phase == TurnPhase::Running)
+            .filter_map(|(id, t)| {
+                let (since, after, waiting_for) = match t.last_event {
+                    None => (t.began, limits.first_byte_timeout, "first output"),
+                    Some(last) => (last, limits.idle_timeout, "further output"),
+                };
+                (now.saturating_duration_since(since) >= after)
+                    .then_some((*id, ServeError::UpstreamStalled { after, waiting_for }))
+            })
+            .collect();
+        for (turn, reason) in stalled {
+            self.interrupt_turn(turn, reason, ctx);
+        }
+    }
+
     /// An event of `turn` from the driver: forwarded to its client; the final one also ends
     /// the turn for the client and starts the wait for its slot's release.
     pub(super) fn on_turn_event(
@@ -64,6 +87,7 @@ impl CliProcess {
         let Some(events) = &active.events else {
             return;
         };
+        active.last_event = Some(tokio::time::Instant::now());
         let event = match event {
             TurnEvent::Done(_) | TurnEvent::Failed(_) => event,
             TurnEvent::TextDelta(ref text) => {
@@ -171,6 +195,9 @@ fn report_of(active: &ActiveTurn, event: &TurnEvent) -> TurnReport {
         TurnEvent::Failed(ServeError::TurnTimedOut { .. }) => {
             (TurnEnd::TimedOut, Some("request timed out".to_string()))
         }
+        TurnEvent::Failed(e @ ServeError::UpstreamStalled { .. }) => {
+            (TurnEnd::TimedOut, Some(e.to_string()))
+        }
         TurnEvent::Failed(ServeError::Cancelled) => (TurnEnd::Cancelled, None),
         TurnEvent::Failed(e) => (TurnEnd::Failed, Some(e.to_string())),
         _ => (TurnEnd::Ok, None),
@@ -235,6 +262,8 @@ impl Handler<RunTurn> for CliProcess {
                 started: Instant::now(),
                 submitted: request.submitted,
                 first_token: None,
+                began: tokio::time::Instant::now(),
+                last_event: None,
                 timers: vec![deadline, client_gone],
                 report: None,
             },

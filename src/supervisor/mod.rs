@@ -80,6 +80,8 @@ impl SessionSupervisor {
         let p = &settings.pool;
         let limits = ProcessLimits {
             request_timeout: settings.request_timeout(),
+            first_byte_timeout: Duration::from_secs(settings.server.first_byte_timeout_secs),
+            idle_timeout: Duration::from_secs(settings.server.stream_idle_timeout_secs),
             ready_timeout: Duration::from_secs(p.ready_timeout_secs),
             interrupt_grace: Duration::from_secs(p.interrupt_grace_secs),
         };

@@ -168,7 +168,7 @@ async fn concurrent_conversations_share_one_real_process() {
 #[actix_rt::test]
 async fn timeout_kill_and_disconnect_leave_a_working_pool() {
     let server = real_codex(|s| {
-        s.server.request_timeout_secs = 2;
+        s.server.request_timeout_secs = 4;
         s.pool.max_processes = 1;
     })
     .await;

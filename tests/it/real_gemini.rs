@@ -220,3 +220,31 @@ async fn timeout_kill_and_upstream_errors_leave_a_working_pool() {
     assert_eq!(after.text(), format!("MOCK_OK: {t}"), "{}", after.raw);
     server.stop().await;
 }
+
+#[actix_rt::test]
+async fn a_stalled_upstream_is_cut_by_the_servers_own_timers() {
+    // The CLI itself would wait ≈300 s; the server's stall timers answer in seconds.
+    let server = real_gemini(|s| {
+        s.server.first_byte_timeout_secs = 3;
+        s.server.stream_idle_timeout_secs = 2;
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let msg = server
+        .messages(user_of(
+            "gemini-2.5-flash",
+            &format!("HANGSTREAM {}", token()),
+        ))
+        .await
+        .anthropic_error(504, "timeout_error");
+    assert!(msg.contains("stalled"), "{msg}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let t = token();
+    let after = server.messages(user_of("gemini-2.5-flash", &t)).await;
+    assert_eq!(after.text(), format!("MOCK_OK: {t}"), "{}", after.raw);
+    server.stop().await;
+}

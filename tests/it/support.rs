@@ -103,7 +103,8 @@ impl TestServer {
         .await;
     }
 
-    /// Polls `path` until `pred` holds (10 s at most).
+    /// Polls `path` until `pred` holds (30 s at most: the machines running tests are small and
+    /// busy).
     pub async fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool, path: &str) -> Value {
         let start = Instant::now();
         loop {
@@ -112,7 +113,7 @@ impl TestServer {
                 return v;
             }
             assert!(
-                start.elapsed() < Duration::from_secs(10),
+                start.elapsed() < Duration::from_secs(30),
                 "timed out waiting for {what}: {v}"
             );
             actix_rt::time::sleep(Duration::from_millis(50)).await;
