@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
+use actix_web::http::header::HeaderValue;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
@@ -43,9 +44,28 @@ pub fn start(settings: Settings) -> anyhow::Result<Running> {
             *codex = native;
         }
     }
+    // Bound first, so a default instance name can carry the port actually bound (port 0).
+    let listener =
+        std::net::TcpListener::bind((settings.server.host.as_str(), settings.server.port))
+            .with_context(|| {
+                format!(
+                    "cannot listen on {}:{}",
+                    settings.server.host, settings.server.port
+                )
+            })?;
+    let addr = listener
+        .local_addr()
+        .context("the listener has no address")?;
+    let instance = match settings.server.instance_name.as_str() {
+        "" => addr.to_string(),
+        name => name.to_string(),
+    };
+    let instance = HeaderValue::from_str(&instance)
+        .context("server.instance_name must be printable ASCII (it is sent as a header)")?;
     let supervisor = supervisor::start(settings.clone(), metrics.clone(), &installed);
     let state = AppState {
         supervisor: supervisor.clone(),
+        instance,
         router: ModelRouter::new(&settings, installed),
         api_keys: settings.server.api_keys.clone(),
         admin_keys: settings.server.admin_keys.clone(),
@@ -73,17 +93,8 @@ pub fn start(settings: Settings) -> anyhow::Result<Running> {
     // Signals are ours (see `serve`): actix's own handling would stop on Ctrl-C without grace.
     .disable_signals()
     .shutdown_timeout(grace.as_secs())
-    .bind((settings.server.host.as_str(), settings.server.port))
-    .with_context(|| {
-        format!(
-            "cannot listen on {}:{}",
-            settings.server.host, settings.server.port
-        )
-    })?;
-    let addr = *server
-        .addrs()
-        .first()
-        .context("the server has no address")?;
+    .listen(listener)
+    .context("cannot serve on the bound listener")?;
     let server = server.run();
     let http = server.handle();
     Ok(Running {

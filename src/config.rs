@@ -123,6 +123,8 @@ pub struct GeminiSettings {
 pub struct ServerSettings {
     pub host: String,
     pub port: u16,
+    /// Sent as `x-clinvoker-instance` on every response; empty = `host:port` as bound.
+    pub instance_name: String,
     pub request_timeout_secs: u64,
     pub first_byte_timeout_secs: u64,
     pub stream_idle_timeout_secs: u64,

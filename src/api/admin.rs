@@ -29,6 +29,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(only("GET")),
     )
     .service(
+        web::resource("/admin/instance/drain")
+            .post(drain_instance)
+            .default_service(only("POST")),
+    )
+    .service(
+        web::resource("/admin/instance/resume")
+            .post(resume_instance)
+            .default_service(only("POST")),
+    )
+    .service(
         web::resource("/admin/pools/{id}")
             .get(pool)
             .default_service(only("GET")),
@@ -164,6 +174,36 @@ pub async fn requests(
         .await
         .map_err(|e| native(&req, e))?;
     Ok(HttpResponse::Ok().json(RequestsResponse { requests }))
+}
+
+/// Out of the load balancer's rotation: `/ready` answers 503 until resumed.
+#[utoipa::path(post, path = "/admin/instance/drain", tag = "admin",
+    responses((status = 200, description = "The readiness, now not ready", body = crate::supervisor::messages::Readiness), NativeErrors))]
+pub async fn drain_instance(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, DialectError> {
+    let readiness = state
+        .supervisor
+        .admin(DrainInstance { drain: true })
+        .await
+        .map_err(|e| native(&req, e))?;
+    Ok(HttpResponse::Ok().json(readiness))
+}
+
+/// Back into rotation once its pools are warm.
+#[utoipa::path(post, path = "/admin/instance/resume", tag = "admin",
+    responses((status = 200, description = "The readiness", body = crate::supervisor::messages::Readiness), NativeErrors))]
+pub async fn resume_instance(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, DialectError> {
+    let readiness = state
+        .supervisor
+        .admin(DrainInstance { drain: false })
+        .await
+        .map_err(|e| native(&req, e))?;
+    Ok(HttpResponse::Ok().json(readiness))
 }
 
 #[utoipa::path(post, path = "/admin/pools/{id}/drain", tag = "admin", params(("id" = String, Path)),

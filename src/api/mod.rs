@@ -30,6 +30,8 @@ use error::{ApiError, Dialect, DialectError};
 #[derive(Clone)]
 pub struct AppState {
     pub supervisor: SupervisorHandle,
+    /// This instance's name, sent as `x-clinvoker-instance` on every response.
+    pub instance: HeaderValue,
     pub router: ModelRouter,
     /// Keys for the model APIs; empty = open APIs. See [`access`] for the whole rule.
     pub api_keys: Vec<String>,
@@ -132,6 +134,12 @@ pub async fn edge(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         res.headers_mut()
             .insert(HeaderName::from_static(dialect.request_id_header()), value);
+    }
+    if let Some(s) = &state {
+        res.headers_mut().insert(
+            HeaderName::from_static("x-clinvoker-instance"),
+            s.instance.clone(),
+        );
     }
     let route = res
         .request()

@@ -36,6 +36,8 @@ use crate::supervisor::messages::*;
         admin::pool,
         admin::requests,
         admin::drain,
+        admin::drain_instance,
+        admin::resume_instance,
         admin::resume,
         admin::resize,
         admin::recycle,

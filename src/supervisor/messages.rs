@@ -26,6 +26,15 @@ pub struct GetPoolStatus;
 #[rtype(result = "HealthStatus")]
 pub struct GetHealth;
 
+/// Admin → supervisor: take this instance out of a load balancer's rotation (`drain: true`) or
+/// back in. While drained, `/ready` answers 503 and the balancer's health checks send new
+/// conversations elsewhere; requests that still arrive are served. Answers the readiness.
+#[derive(Message)]
+#[rtype(result = "Readiness")]
+pub struct DrainInstance {
+    pub drain: bool,
+}
+
 /// Readiness probe → supervisor: whether this instance should take traffic.
 #[derive(Message)]
 #[rtype(result = "Readiness")]

@@ -55,6 +55,8 @@ pub struct SessionSupervisor {
     book: Book,
     /// The actor of every process in `book.processes` that was started successfully.
     addrs: HashMap<u64, Addr<CliProcess>>,
+    /// Drained by an operator: out of the load balancer's rotation (`/ready` answers 503).
+    drained: bool,
     /// Private directories of live processes (a CLI's home), removed when the process exits.
     homes: HashMap<u64, PathBuf>,
     phase: Phase,
@@ -93,6 +95,7 @@ impl SessionSupervisor {
             limits,
             addrs: HashMap::new(),
             homes: HashMap::new(),
+            drained: false,
             phase: Phase::Running,
             settings,
             metrics,
@@ -505,12 +508,26 @@ impl Handler<GetReadiness> for SessionSupervisor {
     fn handle(&mut self, _: GetReadiness, _: &mut Self::Context) -> Self::Result {
         let reasons = match self.phase {
             Phase::ShuttingDown { .. } => vec!["shutting down".to_string()],
+            Phase::Running if self.drained => vec!["drained by an operator".to_string()],
             Phase::Running => self.book.unready_pools(),
         };
         MessageResult(Readiness {
             ready: reasons.is_empty(),
             reasons,
         })
+    }
+}
+
+impl Handler<DrainInstance> for SessionSupervisor {
+    type Result = MessageResult<DrainInstance>;
+
+    fn handle(&mut self, msg: DrainInstance, ctx: &mut Self::Context) -> Self::Result {
+        log::info!(
+            "instance {} (admin)",
+            if msg.drain { "drained" } else { "resumed" }
+        );
+        self.drained = msg.drain;
+        MessageResult(<Self as Handler<GetReadiness>>::handle(self, GetReadiness, ctx).0)
     }
 }
 

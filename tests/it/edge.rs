@@ -164,3 +164,55 @@ async fn ready_waits_for_warm_processes_and_early_requests_wait_too() {
     assert_eq!(ready["ready"], true, "{ready}");
     server.stop().await;
 }
+
+#[actix_rt::test]
+async fn every_response_names_its_instance_and_a_drained_instance_is_not_ready() {
+    let named = TestServer::fake(|s| s.server.instance_name = "node-a".into()).await;
+    let reply = named.messages(user("hi")).await;
+    assert_eq!(
+        reply
+            .headers
+            .get("x-clinvoker-instance")
+            .map(|v| v.as_bytes()),
+        Some(&b"node-a"[..])
+    );
+    let missing = client()
+        .get(named.url("/no/such/route"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(
+        missing
+            .headers()
+            .get("x-clinvoker-instance")
+            .map(|v| v.as_bytes()),
+        Some(&b"node-a"[..])
+    );
+    named.stop().await;
+
+    let server = TestServer::fake(|_| {}).await;
+    server.wait_idle(1).await;
+    let reply = server.messages(user("hi")).await;
+    let host_port = server.base.trim_start_matches("http://").to_string();
+    assert_eq!(
+        reply
+            .headers
+            .get("x-clinvoker-instance")
+            .map(|v| v.to_str().unwrap_or_default().to_string()),
+        Some(host_port),
+        "by default host:port as bound"
+    );
+    assert_eq!(server.get("/ready").await["ready"], true);
+    let drained = server.post("/admin/instance/drain", json!({})).await;
+    assert_eq!(drained.body["ready"], false, "{}", drained.raw);
+    let ready = client()
+        .get(server.url("/ready"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(ready.status(), 503);
+    assert_eq!(server.messages(user("still served")).await.status, 200);
+    let resumed = server.post("/admin/instance/resume", json!({})).await;
+    assert_eq!(resumed.body["ready"], true, "{}", resumed.raw);
+    server.stop().await;
+}
