@@ -140,6 +140,7 @@ pub async fn messages(
         request_id: request_id.clone(),
         pool: parsed.pool(route.backend),
         system_prompt: parsed.system.clone(),
+        stop_sequences: parsed.stop_sequences.clone(),
         cli_model: route.model,
         history: parsed.history,
         prompt: parsed.prompt,

@@ -138,6 +138,7 @@ fn plan(state: &AppState, p: &PromptRequest, request_id: &str) -> Result<Planned
     let spec = TurnSpec {
         request_id: request_id.to_string(),
         system_prompt,
+        stop_sequences: Vec::new(),
         pool,
         cli_model,
         history: Vec::new(),

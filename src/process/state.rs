@@ -71,6 +71,8 @@ pub struct ActiveTurn {
     pub submitted: Instant,
     /// When the first text delta was forwarded.
     pub first_token: Option<Instant>,
+    /// The turn's stop sequences, watched in the text it streams.
+    pub stop: crate::protocol::stop::StopWatcher,
     /// When the turn began and when the driver last reported an event of it: the stall timers'
     /// references, on tokio's clock (which tests can pause and advance).
     pub began: tokio::time::Instant,

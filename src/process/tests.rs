@@ -231,6 +231,7 @@ impl Harness {
                 request_id: "req_1".into(),
                 pool: PoolKey::default_pool(),
                 system_prompt: String::new(),
+                stop_sequences: Vec::new(),
                 cli_model: model.into(),
                 history,
                 prompt: json!(prompt),

@@ -47,6 +47,7 @@ fn run_turn(
             request_id: format!("req_{turn}"),
             pool: PoolKey::default_pool(),
             system_prompt: system.into(),
+            stop_sequences: Vec::new(),
             cli_model: "gm".into(),
             history,
             prompt: json!("q"),

@@ -11,7 +11,8 @@ use super::messages::{Interrupt, ProcessEvent, RunTurn, TurnEnd, TurnId, TurnRep
 use super::state::{ActiveTurn, ProcessState, TurnPhase};
 use super::CliProcess;
 use crate::error::ServeError;
-use crate::protocol::TurnEvent;
+use crate::protocol::stop::{self, StopWatcher};
+use crate::protocol::{Block, StopReason, TurnEvent, TurnOutcome};
 
 impl CliProcess {
     /// Stops `turn` (if it still runs) with `reason` as its client's error; the process is
@@ -33,8 +34,20 @@ impl CliProcess {
             self.id,
             active.request_id
         );
-        active.phase = TurnPhase::Interrupting;
         active.interrupted = Some(reason);
+        self.stop_turn(turn, ctx);
+    }
+
+    /// Asks the CLI to stop `turn` (still running); the process is killed if the turn has not
+    /// ended after `interrupt_grace`. Its final event follows as the CLI ends it.
+    fn stop_turn(&mut self, turn: TurnId, ctx: &mut Context<Self>) {
+        let Some(active) = self.turns.get_mut(&turn) else {
+            return;
+        };
+        if active.phase != TurnPhase::Running {
+            return;
+        }
+        active.phase = TurnPhase::Interrupting;
         let grace = self.limits.interrupt_grace;
         ctx.run_later(grace, move |act, ctx| {
             if act
@@ -90,15 +103,40 @@ impl CliProcess {
         active.last_event = Some(tokio::time::Instant::now());
         let event = match event {
             TurnEvent::Done(_) | TurnEvent::Failed(_) => event,
-            TurnEvent::TextDelta(ref text) => {
-                active.first_token.get_or_insert_with(Instant::now);
-                let bytes = text.len() as u64;
-                active
-                    .meta
-                    .bytes_streamed
-                    .fetch_add(bytes, Ordering::Relaxed);
-                // A send error means the client is gone; the watcher interrupts the turn.
-                let _ = events.send(event);
+            TurnEvent::TextDelta(text) => {
+                let (text, stopped_now) = match active.stop.is_active() {
+                    false => (text, false),
+                    true => {
+                        let before = active.stop.matched().is_some();
+                        let out = active.stop.push(&text);
+                        (out, !before && active.stop.matched().is_some())
+                    }
+                };
+                if !text.is_empty() {
+                    active.first_token.get_or_insert_with(Instant::now);
+                    let bytes = text.len() as u64;
+                    active
+                        .meta
+                        .bytes_streamed
+                        .fetch_add(bytes, Ordering::Relaxed);
+                    // A send error means the client is gone; the watcher interrupts the turn.
+                    let _ = events.send(TurnEvent::TextDelta(text));
+                }
+                if stopped_now {
+                    // The answer ends here: the rest of the model's text is not wanted.
+                    self.stop_turn(turn, ctx);
+                }
+                return;
+            }
+            // After a stop sequence nothing more of the answer is shown (the dialects close an
+            // open block themselves).
+            _ if active.stop.matched().is_some() => return,
+            TurnEvent::BlockStopped => {
+                let held = active.stop.flush();
+                if !held.is_empty() {
+                    let _ = events.send(TurnEvent::TextDelta(held));
+                }
+                let _ = events.send(TurnEvent::BlockStopped);
                 return;
             }
             other => {
@@ -106,11 +144,7 @@ impl CliProcess {
                 return;
             }
         };
-        // The interrupt's reason is the client's answer, whatever the CLI made of it.
-        let event = match active.interrupted.take() {
-            Some(reason) => TurnEvent::Failed(reason),
-            None => event,
-        };
+        let event = final_event(active, event);
         let report = report_of(active, &event);
         log::debug!(
             "process {}: request {} ended ({:?}) after {} ms",
@@ -189,6 +223,45 @@ impl CliProcess {
     }
 }
 
+/// The final event the client gets: the answer up to its stop sequence once one appeared (the
+/// CLI was interrupted there), else the interrupt's reason whatever the CLI made of it, else the
+/// driver's event with any held-back text released and stop sequences cut from a whole answer.
+fn final_event(active: &mut ActiveTurn, event: TurnEvent) -> TurnEvent {
+    if let Some(sequence) = active.stop.matched().map(String::from) {
+        let usage = match &event {
+            TurnEvent::Done(outcome) => outcome.usage.clone(),
+            _ => Default::default(),
+        };
+        return TurnEvent::Done(TurnOutcome {
+            content: vec![Block::Text(active.stop.forwarded().to_string())],
+            stop_reason: StopReason::StopSequence,
+            stop_sequence: Some(sequence),
+            usage,
+            ..Default::default()
+        });
+    }
+    if let Some(reason) = active.interrupted.take() {
+        return TurnEvent::Failed(reason);
+    }
+    let TurnEvent::Done(mut outcome) = event else {
+        return event;
+    };
+    if active.stop.is_active() {
+        let held = active.stop.flush();
+        if let (false, Some(events)) = (held.is_empty(), &active.events) {
+            let _ = events.send(TurnEvent::TextDelta(held));
+        }
+        // Nothing was streamed (a non-streaming fallback): the whole answer is cut here.
+        let text = outcome.text();
+        if let Some((at, sequence)) = stop::find(&text, active.stop.sequences()) {
+            outcome.content = vec![Block::Text(text[..at].to_string())];
+            outcome.stop_reason = StopReason::StopSequence;
+            outcome.stop_sequence = Some(sequence.to_string());
+        }
+    }
+    TurnEvent::Done(outcome)
+}
+
 /// What the supervisor hears of a turn that ended with `event`.
 fn report_of(active: &ActiveTurn, event: &TurnEvent) -> TurnReport {
     let (end, error) = match event {
@@ -262,6 +335,7 @@ impl Handler<RunTurn> for CliProcess {
                 started: Instant::now(),
                 submitted: request.submitted,
                 first_token: None,
+                stop: StopWatcher::new(&request.stop_sequences),
                 began: tokio::time::Instant::now(),
                 last_event: None,
                 timers: vec![deadline, client_gone],

@@ -18,7 +18,13 @@ pub struct MessagesRequest {
     pub history: Vec<ChatMessage>,
     pub prompt: Value,
     pub stream: bool,
+    /// `stop_sequences`: where the answer ends.
+    pub stop_sequences: Vec<String>,
 }
+
+/// Most stop sequences a request may name, and their longest length (in characters).
+const MAX_STOP_SEQUENCES: usize = 16;
+const MAX_STOP_SEQUENCE_CHARS: usize = 256;
 
 impl MessagesRequest {
     pub fn pool(&self, backend: Backend) -> PoolKey {
@@ -55,6 +61,7 @@ pub fn parse_request(body: &[u8]) -> Result<MessagesRequest, String> {
     {
         return Err("tools: client-defined tools are not supported by this server".into());
     }
+    let stop_sequences = parse_stop_sequences(obj.get("stop_sequences"))?;
     let system = parse_system(obj.get("system"))?;
     let mut messages = parse_messages(&obj)?;
     let last = messages
@@ -69,6 +76,7 @@ pub fn parse_request(body: &[u8]) -> Result<MessagesRequest, String> {
         history: messages,
         prompt: last.content,
         stream,
+        stop_sequences,
     })
 }
 
@@ -226,6 +234,30 @@ pub fn models_page(names: &[String], q: &ModelsQuery) -> Result<Value, String> {
     }))
 }
 
+fn parse_stop_sequences(value: Option<&Value>) -> Result<Vec<String>, String> {
+    let list = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(list)) => list,
+        Some(_) => return Err("stop_sequences: must be an array of strings".into()),
+    };
+    if list.len() > MAX_STOP_SEQUENCES {
+        return Err(format!(
+            "stop_sequences: at most {MAX_STOP_SEQUENCES} sequences are supported"
+        ));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, s)| match s.as_str() {
+            Some(s) if !s.is_empty() && s.chars().count() <= MAX_STOP_SEQUENCE_CHARS => {
+                Ok(s.to_string())
+            }
+            _ => Err(format!(
+                "stop_sequences.{i}: must be a non-empty string of at most {MAX_STOP_SEQUENCE_CHARS} characters"
+            )),
+        })
+        .collect()
+}
+
 /// The Messages API's name of a stop reason.
 pub fn stop_reason_name(reason: StopReason) -> &'static str {
     match reason {
@@ -266,7 +298,7 @@ pub fn message_response(id: &str, model: &str, outcome: &TurnOutcome) -> Value {
         "model": model,
         "content": content,
         "stop_reason": stop_reason_name(outcome.stop_reason),
-        "stop_sequence": null,
+        "stop_sequence": outcome.stop_sequence,
         "usage": usage_json(&outcome.usage),
     })
 }
@@ -382,7 +414,7 @@ impl StreamTranslator {
         out.push((
             "message_delta",
             json!({"type": "message_delta",
-            "delta": {"stop_reason": stop_reason_name(outcome.stop_reason), "stop_sequence": null},
+            "delta": {"stop_reason": stop_reason_name(outcome.stop_reason), "stop_sequence": outcome.stop_sequence},
             "usage": usage_json(&outcome.usage)}),
         ));
         out.push(("message_stop", json!({"type": "message_stop"})));

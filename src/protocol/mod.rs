@@ -5,6 +5,7 @@
 pub mod anthropic;
 pub mod native;
 pub mod openai;
+pub mod stop;
 
 use std::path::PathBuf;
 
@@ -154,6 +155,8 @@ pub struct TurnSpec {
     /// The conversation's system prompt ("" = none); part of the pool key where the CLI binds
     /// it per process.
     pub system_prompt: String,
+    /// Where the answer ends: the server watches the streamed text for these.
+    pub stop_sequences: Vec<String>,
     pub cli_model: String,
     pub history: Vec<ChatMessage>,
     pub prompt: Value,
@@ -171,6 +174,7 @@ impl TurnSpec {
             request_id: self.request_id,
             pool: self.pool,
             system_prompt: self.system_prompt,
+            stop_sequences: self.stop_sequences,
             cli_model: self.cli_model,
             history: self.history,
             prompt: self.prompt,
@@ -211,6 +215,8 @@ pub struct TurnRequest {
     pub pool: PoolKey,
     /// The conversation's system prompt ("" = none).
     pub system_prompt: String,
+    /// Where the answer ends (see [`stop`]).
+    pub stop_sequences: Vec<String>,
     /// The model the CLI runs (already mapped from the client's name).
     pub cli_model: String,
     /// Prior turns, replayed into the process before `prompt` (may be empty).
@@ -304,6 +310,8 @@ pub struct TurnOutcome {
     /// The blocks of the final answer (text and, with tools, tool calls).
     pub content: Vec<Block>,
     pub stop_reason: StopReason,
+    /// The stop sequence that ended the answer (with `StopReason::StopSequence`).
+    pub stop_sequence: Option<String>,
     pub usage: Usage,
     pub cost_usd: f64,
     pub duration_ms: u64,

@@ -22,6 +22,8 @@ pub struct ChatRequest {
     pub stream: bool,
     /// `stream_options.include_usage`: one more chunk, with `usage`, before `[DONE]`.
     pub include_usage: bool,
+    /// `stop`: where the answer ends (a string or up to four).
+    pub stop_sequences: Vec<String>,
 }
 
 impl ChatRequest {
@@ -46,7 +48,7 @@ fn invalid(param: impl Into<String>, message: impl std::fmt::Display) -> Invalid
     }
 }
 
-/// Validates a request body. Sampling fields (`temperature`, `top_p`, `max_tokens`, `stop`,
+/// Validates a request body. Sampling fields (`temperature`, `top_p`, `max_tokens`,
 /// `seed`, `user`, `metadata`, …) are accepted and ignored: the CLI decides them.
 pub fn parse_request(body: &[u8]) -> Result<ChatRequest, Invalid> {
     let value: Value = serde_json::from_slice(body).map_err(|e| Invalid {
@@ -75,6 +77,7 @@ pub fn parse_request(body: &[u8]) -> Result<ChatRequest, Invalid> {
         .and_then(Value::as_bool)
         .unwrap_or(false);
     refuse_unsupported(&obj)?;
+    let stop_sequences = parse_stop(obj.get("stop"))?;
     let (system, mut messages) = parse_messages(&obj)?;
     let last = messages
         .pop()
@@ -92,7 +95,25 @@ pub fn parse_request(body: &[u8]) -> Result<ChatRequest, Invalid> {
         prompt: last.content,
         stream,
         include_usage,
+        stop_sequences,
     })
+}
+
+/// `stop`: a string or an array of at most four non-empty strings, as OpenAI takes it.
+fn parse_stop(value: Option<&Value>) -> Result<Vec<String>, Invalid> {
+    let list = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::String(s)) => vec![Value::String(s.clone())],
+        Some(Value::Array(list)) if list.len() <= 4 => list.clone(),
+        Some(Value::Array(_)) => return Err(invalid("stop", "at most 4 sequences are supported")),
+        Some(_) => return Err(invalid("stop", "must be a string or an array of strings")),
+    };
+    list.iter()
+        .map(|s| match s.as_str() {
+            Some(s) if !s.is_empty() => Ok(s.to_string()),
+            _ => Err(invalid("stop", "sequences must be non-empty strings")),
+        })
+        .collect()
 }
 
 /// Fields asking for something this server cannot do get a clear 400 instead of being ignored.

@@ -31,6 +31,7 @@ pub(crate) fn request(
         request_id: id.into(),
         pool: pool.clone(),
         system_prompt: pool.system_prompt.clone(),
+        stop_sequences: Vec::new(),
         cli_model: "sonnet".into(),
         history: vec![],
         prompt: serde_json::json!("hi"),

@@ -15,4 +15,5 @@ mod openai;
 mod real_cli;
 mod real_codex;
 mod real_gemini;
+mod stop;
 mod support;

@@ -410,6 +410,7 @@ fn outcome_event(r: TurnResult, content: Vec<Value>, cost_usd: f64) -> TurnEvent
     TurnEvent::Done(TurnOutcome {
         content,
         stop_reason: StopReason::from_messages_api(r.stop_reason.as_deref()),
+        stop_sequence: None,
         usage: Usage {
             input_tokens: r.usage.input_tokens,
             output_tokens: r.usage.output_tokens,

@@ -455,6 +455,7 @@ fn completed_event(t: &Value, c: &Conversation) -> TurnEvent {
             TurnEvent::Done(TurnOutcome {
                 content: vec![Block::Text(text)],
                 stop_reason: StopReason::EndTurn,
+                stop_sequence: None,
                 usage: c.usage.clone(),
                 cost_usd: 0.0,
                 duration_ms: t.get("durationMs").and_then(Value::as_u64).unwrap_or(0),

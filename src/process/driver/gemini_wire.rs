@@ -236,6 +236,7 @@ pub fn outcome(result: &Value, text: String) -> TurnEvent {
             vec![Block::Text(text)]
         },
         stop_reason,
+        stop_sequence: None,
         usage: Usage {
             input_tokens: count("input_tokens"),
             output_tokens: count("output_tokens"),
