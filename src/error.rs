@@ -85,6 +85,10 @@ pub enum ServeError {
     /// not the model's answer.
     #[error("the upstream call failed after part of the answer was streamed and was retried; the partial answer is void, retry the request")]
     StreamRestarted,
+    /// A structured answer that never satisfied its schema (the CLI's retries ran out, or the
+    /// backend's answer failed the server's own check).
+    #[error("the model gave no answer matching the schema: {message}")]
+    StructuredOutputInvalid { message: String },
     #[error("the request was cancelled")]
     Cancelled,
     #[error("the request was cancelled by an administrator")]

@@ -93,7 +93,8 @@ fn anthropic_status(e: &ApiError) -> (StatusCode, &'static str, Option<Duration>
             }
             ServeError::ProcessExited { .. }
             | ServeError::BackendProtocol { .. }
-            | ServeError::StreamRestarted => (S::BAD_GATEWAY, "api_error", None),
+            | ServeError::StreamRestarted
+            | ServeError::StructuredOutputInvalid { .. } => (S::BAD_GATEWAY, "api_error", None),
             ServeError::BackendUnavailable { .. } => (S::SERVICE_UNAVAILABLE, "api_error", None),
             ServeError::NotServed { .. } => (S::NOT_FOUND, "not_found_error", None),
             ServeError::ShuttingDown | ServeError::SupervisorUnavailable => (
@@ -192,7 +193,8 @@ fn openai_status(e: &ApiError) -> OpenAiStatus {
             }
             ServeError::ProcessExited { .. }
             | ServeError::BackendProtocol { .. }
-            | ServeError::StreamRestarted => server(S::BAD_GATEWAY, None, None),
+            | ServeError::StreamRestarted
+            | ServeError::StructuredOutputInvalid { .. } => server(S::BAD_GATEWAY, None, None),
             ServeError::BackendUnavailable { .. } | ServeError::CancelledByAdmin => {
                 server(S::SERVICE_UNAVAILABLE, None, None)
             }

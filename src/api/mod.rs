@@ -174,6 +174,17 @@ impl RequestId {
     }
 }
 
+/// Structured outputs need a CLI that can carry a schema: the Gemini CLI has no way (its ACP
+/// takes no schema per session or prompt), so such a request is the client's error.
+pub fn check_structured(backend: crate::routing::Backend, schema: bool) -> Result<(), ApiError> {
+    match (backend, schema) {
+        (crate::routing::Backend::Gemini, true) => Err(ApiError::InvalidRequest(
+            "structured outputs are not available on the gemini backend (its CLI takes no schema); use a Claude or Codex model".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Reads a request body up to `limit` bytes.
 pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
     let mut body = BytesMut::new();

@@ -126,19 +126,25 @@ fn plan(state: &AppState, p: &PromptRequest, request_id: &str) -> Result<Planned
                 system_prompt: system_prompt.clone(),
                 workdir,
                 profile,
+                output_schema: None,
             };
             (pool, state.router.claude_model(&model))
         }
         // A name of another backend's family, sent to this one, passes as it is.
-        _ if route.backend != backend => {
-            (PoolKey::for_chat(backend, &system_prompt), model.clone())
-        }
-        _ => (PoolKey::for_chat(backend, &system_prompt), route.model),
+        _ if route.backend != backend => (
+            PoolKey::for_chat(backend, &system_prompt, None),
+            model.clone(),
+        ),
+        _ => (
+            PoolKey::for_chat(backend, &system_prompt, None),
+            route.model,
+        ),
     };
     let spec = TurnSpec {
         request_id: request_id.to_string(),
         system_prompt,
         stop_sequences: Vec::new(),
+        output_schema: None,
         pool,
         cli_model,
         history: Vec::new(),

@@ -102,11 +102,13 @@ pub async fn chat_completions(
     })?;
     let serve_err = |e: ServeError| err(ApiError::Serve(e));
     let route = state.router.resolve(&parsed.model).map_err(serve_err)?;
+    super::check_structured(route.backend, parsed.output_schema.is_some()).map_err(err)?;
     let spec = TurnSpec {
         request_id: request_id.clone(),
         pool: parsed.pool(route.backend),
         system_prompt: parsed.system.clone(),
         stop_sequences: parsed.stop_sequences.clone(),
+        output_schema: parsed.output_schema.clone(),
         cli_model: route.model,
         history: parsed.history,
         prompt: parsed.prompt,

@@ -28,6 +28,8 @@ pub enum Lifecycle {
 #[rtype(result = "()")]
 pub struct Bind {
     pub system_prompt: String,
+    /// A structured-output schema, for a CLI that binds it per process (Claude Code).
+    pub output_schema: Option<serde_json::Value>,
 }
 
 /// Supervisor → spare: probe readiness without binding a system prompt. The process reports

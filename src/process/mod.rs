@@ -376,7 +376,9 @@ impl Handler<Bind> for CliProcess {
             format!("did not become ready within {}s", after.as_secs()),
             ctx,
         );
-        self.drive(ctx, |d, out| d.bind(&msg.system_prompt, out));
+        self.drive(ctx, |d, out| {
+            d.bind(&msg.system_prompt, msg.output_schema.as_ref(), out)
+        });
     }
 }
 

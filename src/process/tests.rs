@@ -212,6 +212,7 @@ impl Harness {
     async fn bind(&mut self, system: &str) {
         self.process.do_send(Bind {
             system_prompt: system.into(),
+            output_schema: None,
         });
         let init = self.cli.expect_control("initialize", json!({})).await;
         assert_eq!(init["request"]["systemPrompt"], system);
@@ -232,6 +233,7 @@ impl Harness {
                 pool: PoolKey::default_pool(),
                 system_prompt: String::new(),
                 stop_sequences: Vec::new(),
+                output_schema: None,
                 cli_model: model.into(),
                 history,
                 prompt: json!(prompt),
@@ -413,6 +415,7 @@ async fn a_cli_that_never_answers_initialize_is_killed_after_the_ready_timeout()
     let mut h = start("sonnet");
     h.process.do_send(Bind {
         system_prompt: String::new(),
+        output_schema: None,
     });
     let init = h.cli.read().await;
     assert_eq!(init["request"]["subtype"], "initialize");

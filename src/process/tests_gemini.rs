@@ -22,6 +22,7 @@ async fn started(params: GeminiParams) -> Harness {
     let mut h = start_with(Box::new(GeminiDriver::new(1, params)), "gemini");
     h.process.do_send(Bind {
         system_prompt: String::new(),
+        output_schema: None,
     });
     let init = h.cli.read().await;
     assert_eq!(init["method"], "initialize");
@@ -48,6 +49,7 @@ fn run_turn(
             pool: PoolKey::default_pool(),
             system_prompt: system.into(),
             stop_sequences: Vec::new(),
+            output_schema: None,
             cli_model: "gm".into(),
             history,
             prompt: json!("q"),

@@ -319,6 +319,7 @@ impl Handler<RunTurn> for CliProcess {
         );
         let input = TurnInput {
             system_prompt: request.system_prompt,
+            output_schema: request.output_schema,
             model: request.cli_model.clone(),
             history: request.history,
             prompt: request.prompt,

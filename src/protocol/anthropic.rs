@@ -20,6 +20,8 @@ pub struct MessagesRequest {
     pub stream: bool,
     /// `stop_sequences`: where the answer ends.
     pub stop_sequences: Vec<String>,
+    /// `output_config.format` (or the older top-level `output_format`) of type `json_schema`.
+    pub output_schema: Option<Value>,
 }
 
 /// Most stop sequences a request may name, and their longest length (in characters).
@@ -28,7 +30,7 @@ const MAX_STOP_SEQUENCE_CHARS: usize = 256;
 
 impl MessagesRequest {
     pub fn pool(&self, backend: Backend) -> PoolKey {
-        PoolKey::for_chat(backend, &self.system)
+        PoolKey::for_chat(backend, &self.system, self.output_schema.as_ref())
     }
 }
 
@@ -62,6 +64,7 @@ pub fn parse_request(body: &[u8]) -> Result<MessagesRequest, String> {
         return Err("tools: client-defined tools are not supported by this server".into());
     }
     let stop_sequences = parse_stop_sequences(obj.get("stop_sequences"))?;
+    let output_schema = parse_output_format(&obj)?;
     let system = parse_system(obj.get("system"))?;
     let mut messages = parse_messages(&obj)?;
     let last = messages
@@ -77,6 +80,7 @@ pub fn parse_request(body: &[u8]) -> Result<MessagesRequest, String> {
         prompt: last.content,
         stream,
         stop_sequences,
+        output_schema,
     })
 }
 
@@ -232,6 +236,28 @@ pub fn models_page(names: &[String], q: &ModelsQuery) -> Result<Value, String> {
         "first_id": page.first(),
         "last_id": page.last(),
     }))
+}
+
+/// `output_config.format` (what the SDKs' `messages.parse` sends) or the deprecated top-level
+/// `output_format`: `{"type": "json_schema", "schema": S}` → S, checked.
+fn parse_output_format(obj: &Map<String, Value>) -> Result<Option<Value>, String> {
+    let (field, format) = match (
+        obj.get("output_config").and_then(|c| c.get("format")),
+        obj.get("output_format"),
+    ) {
+        (Some(f), _) if !f.is_null() => ("output_config.format", f),
+        (_, Some(f)) if !f.is_null() => ("output_format", f),
+        _ => return Ok(None),
+    };
+    match format.get("type").and_then(Value::as_str) {
+        Some("json_schema") => {}
+        _ => return Err(format!("{field}.type: only \"json_schema\" is supported")),
+    }
+    let schema = format
+        .get("schema")
+        .ok_or_else(|| format!("{field}.schema: Field required"))?;
+    super::schema::check(schema).map_err(|e| format!("{field}.schema: {e}"))?;
+    Ok(Some(schema.clone()))
 }
 
 fn parse_stop_sequences(value: Option<&Value>) -> Result<Vec<String>, String> {

@@ -5,6 +5,7 @@
 pub mod anthropic;
 pub mod native;
 pub mod openai;
+pub mod schema;
 pub mod stop;
 
 use std::path::PathBuf;
@@ -40,6 +41,10 @@ pub struct PoolKey {
     /// The processes' working directory (None: the server's empty scratch directory).
     pub workdir: Option<PathBuf>,
     pub profile: Profile,
+    /// The structured-output schema bound with the first `initialize` (canonical JSON text,
+    /// see [`schema::canonical`]): Claude Code keeps a schema for the process's life, and a
+    /// schema process cannot serve a plain turn.
+    pub output_schema: Option<String>,
 }
 
 /// What the CLI may do.
@@ -66,9 +71,13 @@ impl PoolKey {
     /// The chat pool of a request with `system_prompt` on `backend`. Claude Code binds its system
     /// prompt when a process starts, so each prompt has its pool; Codex and Gemini take it per
     /// conversation, so one pool serves every prompt.
-    pub fn for_chat(backend: Backend, system_prompt: &str) -> Self {
+    /// The same holds for a structured-output schema.
+    pub fn for_chat(backend: Backend, system_prompt: &str, output_schema: Option<&Value>) -> Self {
         match backend {
-            Backend::Claude => Self::chat(backend, system_prompt.to_string()),
+            Backend::Claude => Self {
+                output_schema: output_schema.map(schema::canonical),
+                ..Self::chat(backend, system_prompt.to_string())
+            },
             Backend::Codex | Backend::Gemini => Self::default_of(backend),
         }
     }
@@ -80,12 +89,21 @@ impl PoolKey {
             system_prompt,
             workdir: None,
             profile: Profile::Chat,
+            output_schema: None,
         }
     }
 
     /// Whether this is its backend's default pool.
     pub fn is_default(&self) -> bool {
         *self == Self::default_of(self.backend)
+    }
+
+    /// The schema to bind, when the pool has one.
+    pub fn schema(&self) -> Option<Value> {
+        // Made by `schema::canonical` from a `Value`: it parses back.
+        self.output_schema
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok())
     }
 
     /// Whether a pre-started spare of its backend (chat profile, scratch directory) can join
@@ -123,13 +141,14 @@ impl PoolKey {
         }
         // FNV-1a: stable across runs (unlike std's RandomState hasher), good enough for a label.
         let text = format!(
-            "{}\0{:?}\0{:?}",
-            self.system_prompt, self.workdir, self.profile
+            "{}\0{:?}\0{:?}\0{:?}",
+            self.system_prompt, self.workdir, self.profile, self.output_schema
         );
         let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
         });
         let kind = match self.profile {
+            Profile::Chat if self.output_schema.is_some() => "json",
             Profile::Chat if self.workdir.is_none() => "sys",
             Profile::Chat => "dir",
             Profile::Agentic { .. } => "agentic",
@@ -157,6 +176,8 @@ pub struct TurnSpec {
     pub system_prompt: String,
     /// Where the answer ends: the server watches the streamed text for these.
     pub stop_sequences: Vec<String>,
+    /// The schema a structured answer must satisfy (checked by [`schema::check`]).
+    pub output_schema: Option<Value>,
     pub cli_model: String,
     pub history: Vec<ChatMessage>,
     pub prompt: Value,
@@ -175,6 +196,7 @@ impl TurnSpec {
             pool: self.pool,
             system_prompt: self.system_prompt,
             stop_sequences: self.stop_sequences,
+            output_schema: self.output_schema,
             cli_model: self.cli_model,
             history: self.history,
             prompt: self.prompt,
@@ -217,6 +239,8 @@ pub struct TurnRequest {
     pub system_prompt: String,
     /// Where the answer ends (see [`stop`]).
     pub stop_sequences: Vec<String>,
+    /// The schema a structured answer must satisfy.
+    pub output_schema: Option<Value>,
     /// The model the CLI runs (already mapped from the client's name).
     pub cli_model: String,
     /// Prior turns, replayed into the process before `prompt` (may be empty).

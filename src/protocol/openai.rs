@@ -24,11 +24,13 @@ pub struct ChatRequest {
     pub include_usage: bool,
     /// `stop`: where the answer ends (a string or up to four).
     pub stop_sequences: Vec<String>,
+    /// `response_format`: `json_schema` → its schema; `json_object` → `{"type": "object"}`.
+    pub output_schema: Option<Value>,
 }
 
 impl ChatRequest {
     pub fn pool(&self, backend: Backend) -> PoolKey {
-        PoolKey::for_chat(backend, &self.system)
+        PoolKey::for_chat(backend, &self.system, self.output_schema.as_ref())
     }
 }
 
@@ -78,6 +80,7 @@ pub fn parse_request(body: &[u8]) -> Result<ChatRequest, Invalid> {
         .unwrap_or(false);
     refuse_unsupported(&obj)?;
     let stop_sequences = parse_stop(obj.get("stop"))?;
+    let output_schema = parse_response_format(obj.get("response_format"))?;
     let (system, mut messages) = parse_messages(&obj)?;
     let last = messages
         .pop()
@@ -96,6 +99,7 @@ pub fn parse_request(body: &[u8]) -> Result<ChatRequest, Invalid> {
         stream,
         include_usage,
         stop_sequences,
+        output_schema,
     })
 }
 
@@ -140,17 +144,32 @@ fn refuse_unsupported(obj: &Map<String, Value>) -> Result<(), Invalid> {
             ));
         }
     }
-    let format = obj
-        .get("response_format")
-        .and_then(|f| f.get("type"))
-        .and_then(Value::as_str);
-    if format == Some("json_schema") {
-        return Err(invalid(
-            "response_format",
-            "json_schema is not supported; ask for JSON in the prompt instead",
-        ));
-    }
     Ok(())
+}
+
+/// `response_format`: `text` (or none) → no schema; `json_object` → any object;
+/// `json_schema` → its `json_schema.schema`, checked (`name` and `strict` are the client's: the
+/// answer is always validated in full).
+fn parse_response_format(value: Option<&Value>) -> Result<Option<Value>, Invalid> {
+    let Some(format) = value.filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    match format.get("type").and_then(Value::as_str) {
+        Some("text") => Ok(None),
+        Some("json_object") => Ok(Some(json!({"type": "object"}))),
+        Some("json_schema") => {
+            let schema = format
+                .pointer("/json_schema/schema")
+                .ok_or_else(|| invalid("response_format.json_schema.schema", "field required"))?;
+            super::schema::check(schema)
+                .map_err(|e| invalid("response_format.json_schema.schema", e))?;
+            Ok(Some(schema.clone()))
+        }
+        _ => Err(invalid(
+            "response_format.type",
+            "must be one of text, json_object, json_schema",
+        )),
+    }
 }
 
 /// System/developer messages → the system prompt; the rest → Anthropic-content messages.
@@ -292,8 +311,9 @@ pub fn finish_reason(stop_reason: StopReason) -> &'static str {
     match stop_reason {
         StopReason::MaxTokens => "length",
         StopReason::ToolUse => "tool_calls",
-        StopReason::Refusal => "content_filter",
-        StopReason::EndTurn | StopReason::StopSequence => "stop",
+        // A refusal is the message's `refusal`, not filtered content (on which the SDKs'
+        // `parse` helpers raise).
+        StopReason::EndTurn | StopReason::StopSequence | StopReason::Refusal => "stop",
     }
 }
 
@@ -317,7 +337,10 @@ pub fn chat_completion(id: &str, model: &str, created: u64, outcome: &TurnOutcom
         "model": model,
         "choices": [{
             "index": 0,
-            "message": {"role": "assistant", "content": outcome.text(), "refusal": null},
+            "message": match outcome.stop_reason {
+                StopReason::Refusal => json!({"role": "assistant", "content": null, "refusal": outcome.text()}),
+                _ => json!({"role": "assistant", "content": outcome.text(), "refusal": null}),
+            },
             "finish_reason": finish_reason(outcome.stop_reason),
             "logprobs": null,
         }],
@@ -399,7 +422,11 @@ impl ChunkWriter {
         let mut out = self.ensure_role();
         let text = outcome.text();
         if !self.text_sent && !text.is_empty() {
-            out.push(self.chunk(json!({"content": text}), None));
+            let delta = match outcome.stop_reason {
+                StopReason::Refusal => json!({"refusal": text}),
+                _ => json!({"content": text}),
+            };
+            out.push(self.chunk(delta, None));
         }
         let reason = finish_reason(outcome.stop_reason);
         out.push(self.chunk(json!({}), Some(reason)));

@@ -234,6 +234,7 @@ impl SessionSupervisor {
                     if let Some(addr) = self.addrs.get(&process) {
                         log::info!("process {process}: bound to pool {}", pool.name());
                         addr.do_send(Bind {
+                            output_schema: pool.schema(),
                             system_prompt: pool.system_prompt,
                         });
                     }
@@ -311,6 +312,7 @@ impl SessionSupervisor {
                 log::info!("process {id}: started pid {pid} for pool {pool_name}");
                 match pool {
                     Some(key) => addr.do_send(Bind {
+                        output_schema: key.schema(),
                         system_prompt: key.system_prompt,
                     }),
                     None => addr.do_send(Probe),

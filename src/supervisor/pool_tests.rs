@@ -32,6 +32,7 @@ pub(crate) fn request(
         pool: pool.clone(),
         system_prompt: pool.system_prompt.clone(),
         stop_sequences: Vec::new(),
+        output_schema: None,
         cli_model: "sonnet".into(),
         history: vec![],
         prompt: serde_json::json!("hi"),

@@ -16,4 +16,5 @@ mod real_cli;
 mod real_codex;
 mod real_gemini;
 mod stop;
+mod structured;
 mod support;

@@ -90,6 +90,8 @@ pub struct ClaudeDriver {
     model: String,
     /// The CLI's `total_cost_usd` is cumulative; per-turn cost is the difference.
     last_total_cost: f64,
+    /// Bound to a structured-output schema: answers come whole, validated, in the `result`.
+    structured: bool,
 }
 
 impl ClaudeDriver {
@@ -101,6 +103,7 @@ impl ClaudeDriver {
             phase: Phase::Fresh,
             model,
             last_total_cost: 0.0,
+            structured: false,
         }
     }
 
@@ -123,6 +126,9 @@ impl ClaudeDriver {
 
     fn on_parsed(&mut self, line: CliLine, out: &mut Outbox) {
         match line {
+            // A structured answer is known valid only at the end (the CLI may retry): nothing of
+            // it streams; the result carries it whole.
+            CliLine::StreamEvent { .. } if self.structured => {}
             CliLine::StreamEvent { event } => {
                 if let Phase::Busy(turn) = &mut self.phase {
                     if turn.awaiting == Awaiting::FinalResult {
@@ -278,7 +284,10 @@ impl ClaudeDriver {
             (None, Some(r)) => {
                 let cost_usd = (r.total_cost_usd - self.last_total_cost).max(0.0);
                 self.last_total_cost = r.total_cost_usd;
-                outcome_event(r, turn.content, cost_usd)
+                match self.structured {
+                    true => structured_event(r, cost_usd),
+                    false => outcome_event(r, turn.content, cost_usd),
+                }
             }
             // Interrupted between steps: the actor gives the client the interrupt's reason.
             (None, None) => TurnEvent::Failed(ServeError::BackendProtocol {
@@ -316,10 +325,12 @@ impl Driver for ClaudeDriver {
         }
     }
 
-    fn bind(&mut self, system_prompt: &str, out: &mut Outbox) {
+    fn bind(&mut self, system_prompt: &str, output_schema: Option<&Value>, out: &mut Outbox) {
         match self.phase {
             Phase::Fresh | Phase::Probing { .. } | Phase::Unbound => {
-                let control_id = self.control(wire::initialize_request(system_prompt), out);
+                self.structured = output_schema.is_some();
+                let request = wire::initialize_request(system_prompt, output_schema);
+                let control_id = self.control(request, out);
                 self.phase = Phase::Initializing { control_id };
             }
             _ => log::warn!("bind ignored, already bound"),
@@ -389,6 +400,45 @@ impl Driver for ClaudeDriver {
                 )));
             }
         }
+    }
+}
+
+/// The client's view of a structured turn's `result`: the validated object as JSON text, the
+/// model's text as a refusal when it never produced one, or the exhausted retries as an error.
+fn structured_event(r: TurnResult, cost_usd: f64) -> TurnEvent {
+    let usage = usage_of(&r);
+    match (r.is_error, r.subtype.as_str(), r.structured_output.clone()) {
+        (true, "error_max_structured_output_retries", _) => {
+            TurnEvent::Failed(ServeError::StructuredOutputInvalid {
+                message: r.error_message(),
+            })
+        }
+        (true, _, _) => outcome_event(r, Vec::new(), cost_usd),
+        (false, _, Some(object)) => TurnEvent::Done(TurnOutcome {
+            content: vec![Block::Text(object.to_string())],
+            stop_reason: StopReason::EndTurn,
+            stop_sequence: None,
+            usage,
+            cost_usd,
+            duration_ms: r.duration_ms,
+        }),
+        (false, _, None) => TurnEvent::Done(TurnOutcome {
+            content: vec![Block::Text(r.result.clone().unwrap_or_default())],
+            stop_reason: StopReason::Refusal,
+            stop_sequence: None,
+            usage,
+            cost_usd,
+            duration_ms: r.duration_ms,
+        }),
+    }
+}
+
+fn usage_of(r: &TurnResult) -> Usage {
+    Usage {
+        input_tokens: r.usage.input_tokens,
+        output_tokens: r.usage.output_tokens,
+        cache_creation_input_tokens: r.usage.cache_creation_input_tokens,
+        cache_read_input_tokens: r.usage.cache_read_input_tokens,
     }
 }
 

@@ -66,7 +66,7 @@ fn text_delta(text: &str) -> Value {
 fn ready() -> ClaudeDriver {
     let mut d = ClaudeDriver::new(3, "sonnet".into());
     let mut out = Outbox::default();
-    d.bind("SYS", &mut out);
+    d.bind("SYS", None, &mut out);
     let init = &lines(&out)[0];
     assert_eq!(init["request"]["subtype"], "initialize");
     assert_eq!(init["request"]["systemPrompt"], "SYS");
@@ -78,6 +78,7 @@ fn ready() -> ClaudeDriver {
 
 fn input(model: &str, history: Vec<ChatMessage>, prompt: &str) -> TurnInput {
     TurnInput {
+        output_schema: None,
         system_prompt: String::new(),
         model: model.into(),
         history,
@@ -97,7 +98,7 @@ fn a_spare_is_probed_without_binding_then_bound() {
         ["Probed"]
     );
     let mut out = Outbox::default();
-    d.bind("", &mut out);
+    d.bind("", None, &mut out);
     assert_eq!(lines(&out)[0]["request"]["subtype"], "initialize");
 }
 
@@ -105,7 +106,7 @@ fn a_spare_is_probed_without_binding_then_bound() {
 fn a_refused_initialize_is_a_failed_start() {
     let mut d = ClaudeDriver::new(1, "sonnet".into());
     let mut out = Outbox::default();
-    d.bind("", &mut out);
+    d.bind("", None, &mut out);
     let init = lines(&out).remove(0);
     let refused = json!({"type": "control_response", "response": {"subtype": "error",
         "request_id": init["request_id"], "error": "bad"}});
@@ -289,4 +290,61 @@ fn a_turn_begun_while_busy_fails_at_once() {
     d.begin(2, input("sonnet", Vec::new(), "q"), &mut out);
     assert!(names(&out)[0].starts_with("2:failed"), "{:?}", names(&out));
     assert!(out.lines.is_empty());
+}
+
+#[test]
+fn a_schema_process_answers_with_the_validated_object_only() {
+    let mut d = ClaudeDriver::new(3, "sonnet".into());
+    let schema = json!({"type": "object"});
+    let mut out = Outbox::default();
+    d.bind("", Some(&schema), &mut out);
+    let init = lines(&out).remove(0);
+    assert_eq!(init["request"]["jsonSchema"], schema);
+    feed(&mut d, control_ok(&init, json!({})));
+    let run = |d: &mut ClaudeDriver, turn, result_extra: Value| {
+        let mut out = Outbox::default();
+        d.begin(turn, input("sonnet", Vec::new(), "q"), &mut out);
+        let prompt = lines(&out).remove(0);
+        // The attempts stream as a tool call: none of it reaches the client.
+        let streamed = feed(d, text_delta("{\"a\":"));
+        assert!(streamed.events.is_empty());
+        let out = feed(d, result(&prompt["uuid"], result_extra));
+        let rewind = lines(&out).remove(0);
+        feed(d, control_ok(&rewind, json!({"rewound": true})));
+        out
+    };
+    let ok = run(
+        &mut d,
+        1,
+        json!({"result": "{\"a\":1}", "structured_output": {"a": 1}}),
+    );
+    assert_eq!(names(&ok), ["1:done {\"a\":1}"]);
+    let refused = run(&mut d, 2, json!({"result": "I won't"}));
+    match &refused.events[0] {
+        DriverEvent::Turn {
+            event: TurnEvent::Done(o),
+            ..
+        } => assert_eq!(
+            (o.stop_reason, o.text()),
+            (StopReason::Refusal, "I won't".into())
+        ),
+        other => panic!("{other:?}"),
+    }
+    let exhausted = run(
+        &mut d,
+        3,
+        json!({"subtype": "error_max_structured_output_retries", "is_error": true,
+            "errors": ["Failed to provide valid structured output after 3 attempts"]}),
+    );
+    assert!(
+        matches!(
+            &exhausted.events[0],
+            DriverEvent::Turn {
+                event: TurnEvent::Failed(ServeError::StructuredOutputInvalid { .. }),
+                ..
+            }
+        ),
+        "{:?}",
+        exhausted.events
+    );
 }

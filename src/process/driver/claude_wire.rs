@@ -41,8 +41,15 @@ pub fn control_line(request_id: &str, request: Value) -> Value {
     json!({"type": "control_request", "request_id": request_id, "request": request})
 }
 
-pub fn initialize_request(system_prompt: &str) -> Value {
-    json!({"subtype": "initialize", "hooks": null, "systemPrompt": system_prompt})
+/// Binds the system prompt and, when given, the structured-output schema: the CLI keeps both for
+/// the process's life (a later `initialize` is ignored without a sign).
+pub fn initialize_request(system_prompt: &str, output_schema: Option<&Value>) -> Value {
+    let mut request =
+        json!({"subtype": "initialize", "hooks": null, "systemPrompt": system_prompt});
+    if let Some(schema) = output_schema {
+        request["jsonSchema"] = schema.clone();
+    }
+    request
 }
 
 /// A harmless query answered before `initialize`: the readiness probe of a spare, which must not
@@ -133,6 +140,9 @@ pub struct TurnResult {
     pub usage: ResultUsage,
     /// The id of the user message this result answers (the one we sent with it).
     pub user_message_uuid: Option<String>,
+    /// On a process bound to a schema: the validated answer. Absent on `success` when the model
+    /// kept answering in text (a refusal).
+    pub structured_output: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -62,6 +62,9 @@ struct Conversation {
     usage: Usage,
     /// The last non-retried `error` notification's message.
     error: Option<(Option<u16>, String)>,
+    /// The structured-output schema of the turn: Codex passes it upstream (a strict response
+    /// format) but does not validate the answer, so the driver does.
+    schema: Option<Value>,
 }
 
 #[derive(Debug)]
@@ -204,7 +207,10 @@ impl CodexDriver {
             Err(e) => return self.finish(turn, TurnEvent::Failed(e), out),
         };
         c.stage = Stage::Answering;
-        let params = json!({"threadId": thread, "input": items, "model": input.model});
+        let mut params = json!({"threadId": thread, "input": items, "model": input.model});
+        if let Some(schema) = &input.output_schema {
+            params["outputSchema"] = schema.clone();
+        }
         self.rpc
             .request("turn/start", params, Call::TurnStart(turn), out);
     }
@@ -352,7 +358,7 @@ impl Driver for CodexDriver {
     }
 
     /// Codex takes its system prompt per thread: binding only initializes the process.
-    fn bind(&mut self, _system_prompt: &str, out: &mut Outbox) {
+    fn bind(&mut self, _system_prompt: &str, _schema: Option<&Value>, out: &mut Outbox) {
         match self.phase {
             Phase::Fresh => self.initialize(false, out),
             // A probed spare is ready as it is.
@@ -384,6 +390,7 @@ impl Driver for CodexDriver {
             "sandbox": "read-only",
             "ephemeral": false,
         });
+        let schema = input.output_schema.clone();
         self.conversations.insert(
             turn,
             Conversation {
@@ -396,6 +403,7 @@ impl Driver for CodexDriver {
                 streamed: String::new(),
                 usage: Usage::default(),
                 error: None,
+                schema,
             },
         );
         self.rpc
@@ -452,6 +460,11 @@ fn completed_event(t: &Value, c: &Conversation) -> TurnEvent {
             } else {
                 text
             };
+            if let Some(schema) = &c.schema {
+                if let Err(message) = crate::protocol::schema::validate(schema, &text) {
+                    return TurnEvent::Failed(ServeError::StructuredOutputInvalid { message });
+                }
+            }
             TurnEvent::Done(TurnOutcome {
                 content: vec![Block::Text(text)],
                 stop_reason: StopReason::EndTurn,

@@ -49,7 +49,7 @@ fn ok(request: &Value, result: Value) -> Value {
 fn ready() -> CodexDriver {
     let mut d = CodexDriver::new(8, "BASE".into());
     let mut out = Outbox::default();
-    d.bind("ignored", &mut out);
+    d.bind("ignored", None, &mut out);
     let init = sent(&out).remove(0);
     assert_eq!(init["method"], "initialize");
     assert!(
@@ -64,6 +64,7 @@ fn ready() -> CodexDriver {
 
 fn input(system: &str, history: Vec<ChatMessage>, prompt: Value) -> TurnInput {
     TurnInput {
+        output_schema: None,
         system_prompt: system.into(),
         model: "gpt-5".into(),
         history,
@@ -324,7 +325,7 @@ fn images_pass_as_data_urls_and_unknown_blocks_are_refused() {
 fn a_full_process_refuses_another_turn() {
     let mut d = CodexDriver::new(1, String::new());
     let mut out = Outbox::default();
-    d.bind("", &mut out);
+    d.bind("", None, &mut out);
     let init = sent(&out).remove(0);
     feed(&mut d, ok(&init, json!({})));
     let mut out = Outbox::default();

@@ -97,7 +97,7 @@ fn removal(session: &str) -> FileOp {
 fn ready(max_sessions: u32) -> GeminiDriver {
     let mut d = GeminiDriver::new(2, params(max_sessions));
     let mut out = Outbox::default();
-    d.bind("ignored", &mut out);
+    d.bind("ignored", None, &mut out);
     let init = line(&out);
     assert_eq!(init["method"], "initialize");
     assert_eq!(init["params"]["protocolVersion"], 1);
@@ -108,6 +108,7 @@ fn ready(max_sessions: u32) -> GeminiDriver {
 
 fn input(system: &str, model: &str, history: Vec<ChatMessage>, prompt: Value) -> TurnInput {
     TurnInput {
+        output_schema: None,
         system_prompt: system.into(),
         model: model.into(),
         history,
@@ -134,7 +135,7 @@ fn a_spare_is_probed_then_bound_without_a_second_initialize() {
     let init = line(&out);
     assert_eq!(names(&feed(&mut d, answer(&init, json!({})))), ["Probed"]);
     let mut out = Outbox::default();
-    d.bind("", &mut out);
+    d.bind("", None, &mut out);
     assert!(out.lines.is_empty());
     assert_eq!(names(&out), ["Ready"]);
     let mut early = GeminiDriver::new(1, params(10));
@@ -142,7 +143,7 @@ fn a_spare_is_probed_then_bound_without_a_second_initialize() {
     early.probe(&mut out);
     let init = line(&out);
     let mut out = Outbox::default();
-    early.bind("", &mut out);
+    early.bind("", None, &mut out);
     assert!(out.lines.is_empty(), "bound while the probe is answered");
     assert_eq!(
         names(&feed(&mut early, answer(&init, json!({})))),
@@ -150,7 +151,7 @@ fn a_spare_is_probed_then_bound_without_a_second_initialize() {
     );
     let mut refused = GeminiDriver::new(1, params(10));
     let mut out = Outbox::default();
-    refused.bind("", &mut out);
+    refused.bind("", None, &mut out);
     let init = line(&out);
     let error =
         json!({"jsonrpc": "2.0", "id": init["id"], "error": {"code": -32603, "message": "x"}});

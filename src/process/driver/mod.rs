@@ -34,6 +34,8 @@ pub struct TurnInput {
     /// The conversation's system prompt ("" = none). Drivers whose CLI binds it per process
     /// (Claude Code) have it from `bind` already.
     pub system_prompt: String,
+    /// The schema a structured answer must satisfy (Claude Code has it from `bind`).
+    pub output_schema: Option<Value>,
     /// The model the CLI runs (already mapped from the client's name).
     pub model: String,
     /// Prior turns, replayed before `prompt` (may be empty).
@@ -117,8 +119,9 @@ pub trait Driver: Send + 'static {
     /// `Probed` or `StartFailed`.
     fn probe(&mut self, out: &mut Outbox);
 
-    /// Binds the process to `system_prompt`. Answered with `Ready` or `StartFailed`.
-    fn bind(&mut self, system_prompt: &str, out: &mut Outbox);
+    /// Binds the process to `system_prompt` (and a structured-output schema, for a CLI that
+    /// keeps one per process). Answered with `Ready` or `StartFailed`.
+    fn bind(&mut self, system_prompt: &str, output_schema: Option<&Value>, out: &mut Outbox);
 
     /// Starts `turn`. The process actor calls it only while the process has a free slot.
     fn begin(&mut self, turn: TurnId, input: TurnInput, out: &mut Outbox);

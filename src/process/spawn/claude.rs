@@ -60,6 +60,8 @@ impl SpawnSpec {
             // Belt and braces with `client_composed`: forwarded text never reads server files.
             ("CLAUDE_CODE_DISABLE_FILE_MENTIONS".into(), "1".into()),
             ("CLAUDE_CODE_ATTRIBUTION_HEADER".into(), "0".into()),
+            // Each structured-output retry is a full upstream call: bound their number.
+            ("MAX_STRUCTURED_OUTPUT_RETRIES".into(), "3".into()),
         ];
         env.extend(settings.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         let mut dirs = Vec::new();
