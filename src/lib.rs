@@ -1,6 +1,7 @@
 //! clinvoker serves the Anthropic Messages API, the OpenAI Chat Completions API and a native REST
-//! API from pools of long-lived AI coding CLI processes (Claude Code today), so programs written against the official
-//! SDKs can use the CLI as their model without paying a cold start per request.
+//! API from pools of long-lived AI coding CLI processes — Claude Code, the Codex CLI and the
+//! Gemini CLI — so programs written against the official SDKs can use a CLI as their model
+//! without paying a cold start per request.
 //!
 //! # Layout
 //! - [`config`]: typed settings (compiled-in `config/default.toml`, a file, `CLINVOKER__…` env).
@@ -11,21 +12,25 @@
 //!   where every failure gets its status in one exhaustive match per dialect. The `edge`
 //!   middleware assigns request ids, checks keys against [`api::access`] (who may use which
 //!   route), logs one line per request.
-//! - [`protocol`]: the dialect-neutral turn types between the layers, and each dialect's wire format.
+//! - [`protocol`]: the dialect-neutral turn types between the layers, and each dialect's wire
+//!   format; [`protocol::stop`] watches streamed text for stop sequences, [`protocol::schema`]
+//!   checks structured-output schemas and answers.
 //! - [`routing`]: model names → backend and CLI model.
 //! - [`supervisor`]: the session-supervisor actor. [`supervisor::pool`] is its pure bookkeeping
 //!   (`balance` its start/bind/retire policy, `dispatch` which process takes a request,
 //!   [`supervisor::stats`] its counters),
 //!   [`supervisor::admin`] the operators' commands and snapshots.
 //! - [`process`]: the process actor ([`process::CliProcess`]) wrapping one CLI child: pipes,
-//!   watchdogs, lifecycle, the turns it runs. [`process::driver`] holds one sans-IO driver per
-//!   CLI protocol (lines and turn events in and out, no IO); [`process::spawn`] is the only code
-//!   that starts processes.
+//!   watchdogs, stall timers, lifecycle, the turns it runs. [`process::driver`] holds one sans-IO
+//!   driver per CLI protocol — Claude Code's stream-json, Codex's app-server JSON-RPC, Gemini's
+//!   ACP — with shared JSON-RPC correlation (lines and turn events in and out, no IO);
+//!   [`process::spawn`] is the only code that starts processes (and writes their private homes).
 //! - [`metrics`]: Prometheus collectors; [`error`]: the failures below the HTTP layer.
 //!
 //! # Theory of operation
 //! A handler validates the request and builds a [`protocol::TurnSpec`]: the pool key (what a live
-//! process cannot change: its system prompt), the CLI model, the prior turns and the prompt. It
+//! process cannot change: its backend, and for Claude Code its system prompt and structured-output
+//! schema), the CLI model, the prior turns, the prompt, stop sequences and schema. It
 //! submits it through [`supervisor::SupervisorHandle`] and gets back the receiving end of the
 //! turn's event channel.
 //!

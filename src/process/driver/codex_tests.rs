@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use super::*;
-use crate::protocol::ChatMessage;
+use crate::protocol::{ChatMessage, Role};
 
 fn sent(out: &Outbox) -> Vec<Value> {
     out.lines

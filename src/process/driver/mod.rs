@@ -16,6 +16,7 @@
 pub mod claude;
 pub mod claude_wire;
 pub mod codex;
+mod codex_wire;
 pub mod gemini;
 mod gemini_conversation;
 mod gemini_wire;

@@ -1,6 +1,6 @@
 //! Starting a CLI child: its command line, environment, working directory and private files. The
 //! only place that touches `tokio::process`; the process actor itself works on any reader/writer
-//! pair. One file per CLI ([`claude`], [`codex`], [`gemini`]) builds its [`SpawnSpec`].
+//! pair. One file per CLI (`claude`, `codex`, `gemini`) builds its [`SpawnSpec`].
 
 mod claude;
 mod codex;
