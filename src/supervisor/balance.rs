@@ -88,8 +88,10 @@ impl Book {
         }
         let keys: Vec<PoolKey> = self.pools.keys().cloned().collect();
         for key in keys {
+            // Warm: could take one more turn now (a process hosting several conversations
+            // stays warm while it has a free slot).
             let warm = self.count(|s| {
-                s.pool.as_ref() == Some(&key) && s.active() && s.running().next().is_none()
+                s.pool.as_ref() == Some(&key) && s.active() && s.running().count() < s.capacity
             });
             for _ in warm..self.min_idle_for(&key) {
                 if self.live_in(&key) >= self.max_for(&key)

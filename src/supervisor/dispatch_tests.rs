@@ -162,3 +162,23 @@ fn a_process_with_two_slots_fills_up_before_another_is_used() {
     assert_eq!(book.processes[&p1].state(), StateName::Idle);
     assert_eq!(book.processes[&p1].turns, 2);
 }
+
+#[test]
+fn a_busy_process_with_free_slots_keeps_its_pool_warm() {
+    let t0 = Instant::now();
+    let key = PoolKey::default_pool();
+    let mut book = Book::new(limits(3, 1, 0, 4));
+    book.capacity.insert(crate::config::Backend::Claude, 4);
+    for a in book.rebalance(t0) {
+        if let Action::Spawn { process, .. } = a {
+            book.state_changed(process, crate::process::Lifecycle::Ready, t0);
+        }
+    }
+    let (r1, _rx1) = request("r1", &key);
+    let a = book.submit(r1, t0);
+    assert!(matches!(a.as_slice(), [Action::Dispatch { .. }]), "{a:?}");
+    assert!(
+        book.rebalance(t0).is_empty(),
+        "3 free slots left: min_idle needs no second process"
+    );
+}
