@@ -56,6 +56,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod error;
+pub mod limits;
 pub mod metrics;
 pub mod process;
 pub mod protocol;
