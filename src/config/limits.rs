@@ -110,12 +110,18 @@ impl LimitSettings {
 /// `[server] cors_allowed_origins`: `*`, or origins as browsers send them
 /// (`scheme://host[:port]`, no path).
 pub fn validate_origins(origins: &[String]) -> Result<(), ConfigError> {
-    let bad = origins.iter().find(|o| {
-        let rest = o
-            .strip_prefix("https://")
-            .or_else(|| o.strip_prefix("http://"));
-        *o != "*" && rest.is_none_or(|r| r.is_empty() || r.contains('/') || r.contains(' '))
-    });
+    let origin = |o: &str| {
+        let Ok(uri) = o.parse::<actix_web::http::Uri>() else {
+            return false;
+        };
+        matches!(uri.scheme_str(), Some("http" | "https"))
+            && uri.authority().is_some()
+            && uri
+                .path_and_query()
+                .is_none_or(|p| p.as_str().is_empty() || p.as_str() == "/")
+            && !o.ends_with('/')
+    };
+    let bad = origins.iter().find(|o| *o != "*" && !origin(o));
     match bad {
         Some(o) => invalid(
             "server.cors_allowed_origins",

@@ -20,10 +20,8 @@ pub struct Rate {
 impl Rate {
     /// `None` when `per_minute` is 0 (no limit); a `burst` of 0 is one minute's worth.
     pub fn new(per_minute: u32, burst: u32) -> Option<Self> {
-        (per_minute > 0).then(|| Self {
-            per_minute,
-            burst: if burst == 0 { per_minute } else { burst },
-        })
+        let burst = if burst == 0 { per_minute } else { burst };
+        (per_minute > 0).then_some(Self { per_minute, burst })
     }
 
     fn per_second(self) -> f64 {
