@@ -34,6 +34,12 @@ impl CliProcess {
             active.request_id
         );
         active.phase = TurnPhase::Interrupting;
+        // The client hears why at once, not when the CLI gets round to stopping (up to
+        // `interrupt_grace` later, or never for a hung upstream): a timeout answers at the
+        // timeout. The turn itself ends, and its slot is freed, only when the CLI stops.
+        if let Some(events) = active.events.take() {
+            let _ = events.send(TurnEvent::Failed(reason.clone()));
+        }
         active.interrupted = Some(reason);
         let grace = self.limits.interrupt_grace;
         ctx.run_later(grace, move |act, ctx| {
@@ -61,12 +67,17 @@ impl CliProcess {
         let Some(active) = self.turns.get_mut(&turn) else {
             return;
         };
-        let Some(events) = &active.events else {
+        if active.phase == TurnPhase::Answered {
             return;
-        };
+        }
+        // `events` is gone once the client has its answer (an interrupt answers at once); the
+        // turn's end is still awaited.
         let event = match event {
             TurnEvent::Done(_) | TurnEvent::Failed(_) => event,
             TurnEvent::TextDelta(ref text) => {
+                let Some(events) = &active.events else {
+                    return;
+                };
                 active.first_token.get_or_insert_with(Instant::now);
                 let bytes = text.len() as u64;
                 active
@@ -78,7 +89,9 @@ impl CliProcess {
                 return;
             }
             other => {
-                let _ = events.send(other);
+                if let Some(events) = &active.events {
+                    let _ = events.send(other);
+                }
                 return;
             }
         };
