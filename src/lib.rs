@@ -13,8 +13,11 @@
 //!   route), logs one line per request.
 //! - [`protocol`]: the dialect-neutral turn types between the layers, and each dialect's wire format.
 //! - [`routing`]: model names → backend and CLI model.
+//! - [`limits`]: who a request's client is (a key's name or hash, or its address) and what it may
+//!   do; the token buckets of the [`limits::RateLimiter`] actor.
 //! - [`supervisor`]: the session-supervisor actor. [`supervisor::pool`] is its pure bookkeeping
-//!   (`balance` its start/bind/retire policy, `dispatch` which process takes a request,
+//!   (`balance` its start/bind/retire policy, `dispatch` which process takes a request, `fair`
+//!   which waiting client is served next and the per-client caps,
 //!   [`supervisor::stats`] its counters),
 //!   [`supervisor::admin`] the operators' commands and snapshots.
 //! - [`process`]: the process actor ([`process::CliProcess`]) wrapping one CLI child: pipes,
@@ -32,7 +35,10 @@
 //! The [`supervisor::SessionSupervisor`] owns every pool. It gives the turn to a free
 //! conversation slot of a process of the pool, or queues it (bounded, with a timeout) while a process is started or a spare is bound
 //! to the pool's system prompt, or refuses it at once when the queue is full. Nothing else holds
-//! pool state: limits, queueing and recovery are messages to and from this actor.
+//! pool state: limits, queueing and recovery are messages to and from this actor. Before that, the
+//! edge has named the request's client (carried in [`protocol::RequestMeta`]) and taken a token
+//! from its bucket; whenever a process frees up, the waiting clients of its pool are served in
+//! turn (weighted fair queueing), so one client's flood cannot starve another.
 //!
 //! A [`process::CliProcess`] hands the turn to its driver, which turns it into the CLI's lines
 //! (Claude Code: switch model if needed, replay the prior turns as `shouldQuery:false` user lines
