@@ -252,8 +252,16 @@ async fn a_hung_codex_turn_gets_the_process_killed_and_replaced() {
     // interrupt, is killed `interrupt_grace` later and replaced.
     assert!(sent.elapsed() < std::time::Duration::from_millis(1900));
     let start = std::time::Instant::now();
-    while codex_processes(&server).await.first().and_then(|p| p["pid"].as_u64()) == Some(pid) {
-        assert!(start.elapsed().as_secs() < 10, "the hung process was not replaced");
+    while codex_processes(&server)
+        .await
+        .first()
+        .and_then(|p| p["pid"].as_u64())
+        == Some(pid)
+    {
+        assert!(
+            start.elapsed().as_secs() < 10,
+            "the hung process was not replaced"
+        );
         actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(!pid_alive(pid));
