@@ -273,6 +273,42 @@ mod fairness {
     }
 
     #[test]
+    fn a_client_back_from_idle_goes_next_but_banks_no_credit() {
+        let t0 = Instant::now();
+        let key = PoolKey::default_pool();
+        let mut book = warm(1, 64, t0);
+        let (a, b) = (client("a", 1), client("b", 1));
+        let mut rxs = Vec::new();
+        let mut current = None;
+        for i in 0..8 {
+            let (r, rx) = request_of(&format!("a{i}"), &key, a.clone());
+            rxs.push(rx);
+            current = current.or(dispatches(&book.submit(r, t0)).pop());
+        }
+        // `a` alone for a while: three turns.
+        for n in 1..=3 {
+            let d = current.take().expect("a turn runs");
+            current = finish(&mut book, &d, t0 + Duration::from_millis(n)).pop();
+        }
+        for i in 0..3 {
+            let (r, rx) = request_of(&format!("b{i}"), &key, b.clone());
+            rxs.push(rx);
+            assert!(dispatches(&book.submit(r, t0)).is_empty());
+        }
+        let mut order = Vec::new();
+        for n in 4..=8 {
+            let d = current.take().expect("a turn runs");
+            current = finish(&mut book, &d, t0 + Duration::from_millis(n)).pop();
+            order.push(current.as_ref().expect("more waiting").0.clone());
+        }
+        assert_eq!(
+            order,
+            ["b0", "a4", "b1", "a5", "b2"],
+            "served in turn, not b's in a row"
+        );
+    }
+
+    #[test]
     fn a_client_at_its_caps_waits_then_is_refused_while_others_pass() {
         let t0 = Instant::now();
         let key = PoolKey::default_pool();
