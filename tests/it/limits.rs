@@ -206,6 +206,20 @@ async fn a_rate_limited_client_gets_429_and_anthropics_ratelimit_headers() {
     let limited = format!("clinvoker_client_limited_total{{client=\"{id}\",limit=\"rate\"}} 2");
     assert!(metrics.contains(&limited), "{metrics}");
     server.stop().await;
+
+    // A server without keys limits each remote address.
+    let open = TestServer::fake(|s| {
+        s.limits.requests_per_minute = 60;
+        s.limits.burst = 1;
+    })
+    .await;
+    let models = open.url("/anthropic/v1/models");
+    assert_eq!(get_with(&models, &[]).await.status, 200);
+    let msg = get_with(&models, &[])
+        .await
+        .anthropic_error(429, "rate_limit_error");
+    assert!(msg.contains("client addr-127.0.0.1 "), "{msg}");
+    open.stop().await;
 }
 
 fn header_absent(r: &Reply, name: &str) -> bool {
