@@ -46,7 +46,8 @@
 //! typed, dialect-neutral [`protocol::TurnEvent`]s for the turn's channel. The final event goes to
 //! the client at once; the driver then resets the conversation slot (`rewind_conversation`) and
 //! releases it, and only then does the supervisor count the slot as free. A request timeout or a
-//! dropped receiver (client gone) interrupts the turn; a child that does not stop, writes garbage
+//! dropped receiver (client gone) interrupts the turn (the client gets its error at once, the slot
+//! is freed when the CLI stops); a child that does not stop, writes garbage
 //! or never becomes ready is killed; its exit is reported to the supervisor, which replaces it.
 //!
 //! Who owns what: a process reports its lifecycle (starting, ready, draining, exited) and the end

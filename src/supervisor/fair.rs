@@ -77,7 +77,8 @@ impl Book {
             .pools
             .values()
             .flat_map(|p| p.queue.iter())
-            .filter(|w| w.request.meta.client.id == *client)
+            // A request whose client hung up waits for nobody: it is dropped when reached.
+            .filter(|w| w.request.meta.client.id == *client && !w.request.events.is_closed())
             .count();
         let running = self.running_by_client().get(client).copied().unwrap_or(0);
         Holding { running, queued }
