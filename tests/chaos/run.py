@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -189,6 +190,15 @@ class Server:
             self.proc.kill()
             self.proc.wait(10)
 
+    def close(self):
+        """The end of a scenario: a graceful stop, then nothing of this run is left running."""
+        self.stop()
+        for pid in marked(self.marker):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
 
 def ppid(pid):
     try:
@@ -281,7 +291,7 @@ def kill9(real):
         check(ok.status == 200, fig + "; then a request failed: %s" % ok.body[:200])
         return fig
     finally:
-        s.kill()
+        s.close()
 
 
 def disconnects(real):
@@ -308,7 +318,7 @@ def disconnects(real):
         check(dropped == n and leaked == 0 and not s.get("/admin/requests")["requests"], fig)
         return fig
     finally:
-        s.kill()
+        s.close()
 
 
 def fairness():
@@ -343,7 +353,7 @@ def fairness():
         check(q is not None and q.status == 200 and q.took <= 3.0 and served == 60, fig)
         return fig
     finally:
-        s.kill()
+        s.close()
 
 
 def overload():
@@ -364,7 +374,7 @@ def overload():
               and len(with_retry) == len(refused), fig)
         return fig
     finally:
-        s.kill()
+        s.close()
 
 
 def hang(real):
@@ -384,7 +394,7 @@ def hang(real):
         check(ok.status == 200, fig + "; then a request failed: %s" % ok.body[:200])
         return fig + "; recovered after %.0f ms" % recovered
     finally:
-        s.kill()
+        s.close()
 
 
 def fuzz_bodies(rng, valid):
@@ -443,7 +453,7 @@ def fuzz():
         check(s.get("/health")["status"] == "ok", fig + "; the server is degraded")
         return fig
     finally:
-        s.kill()
+        s.close()
 
 
 MIX = [
@@ -492,7 +502,7 @@ def soak():
         check(rss1 <= rss0 + max(8192, rss0 // 5) and abs(fds1 - fds0) <= 2, fig)
         return fig
     finally:
-        s.kill()
+        s.close()
 
 
 def shutdown():
@@ -519,7 +529,7 @@ def shutdown():
         check(completed == n and status == 0 and not left and late != 200, fig)
         return fig
     finally:
-        s.kill()
+        s.close()
 
 
 class MockUpstream:
@@ -591,7 +601,11 @@ def main():
     finally:
         if MOCK_UPSTREAM:
             MOCK_UPSTREAM.stop()
-    print("chaos suite: %.0f s (logs in %s)" % (time.monotonic() - began, WORK))
+    if failed:
+        print("chaos suite: %.0f s (servers' logs in %s)" % (time.monotonic() - began, WORK))
+    else:
+        print("chaos suite: %.0f s" % (time.monotonic() - began))
+        shutil.rmtree(WORK, ignore_errors=True)
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 
