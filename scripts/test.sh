@@ -4,6 +4,7 @@
 #     tests/node/node_modules
 #   - the Python SDKs, into .venv
 #   - Rust unit and integration tests (fake CLI and real CLI on a local mock upstream)
+#   - the chaos suite (tests/chaos/run.py): one line of figures per scenario
 #   - the official Python and Node SDKs against a running server
 #   - Debian's chromium, for the dashboard test, and nginx (with its njs module), for the tests
 #     behind a reverse proxy (installed when missing)
@@ -47,6 +48,9 @@ fi
 step "Rust: build, unit and integration tests"
 cargo build --all-targets
 cargo test
+
+step "Chaos suite: kill -9, disconnects, overload, fairness, hangs, fuzzing, soak, shutdown"
+.venv/bin/python tests/chaos/run.py
 
 step "Python SDK tests"
 .venv/bin/python -m pytest -q tests/sdk

@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::http::header::HeaderValue;
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{from_fn, Condition};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 
 use crate::api::{self, AppState};
 use crate::config::Settings;
+use crate::limits::{Clients, RateLimiterHandle};
 use crate::metrics::Metrics;
 use crate::process::spawn;
 use crate::routing::{command_of, Backend, ModelRouter};
@@ -74,12 +75,21 @@ pub fn start(settings: Settings) -> anyhow::Result<Running> {
         blocked_workdirs: settings.server.blocked_workdir_prefixes.clone(),
         agentic_enabled: settings.profiles.agentic.enabled,
         metrics,
+        clients: Arc::new(Clients::new(&settings.limits)),
+        limiter: RateLimiterHandle::start(),
     };
     let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
+    let origins = settings.server.cors_allowed_origins.clone();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
             .wrap(from_fn(api::edge))
+            // Outside the edge: a preflight carries no key, so it is answered before the access
+            // check; and the edge's own refusals (401, 429) get CORS headers a page can read.
+            .wrap(Condition::new(
+                !origins.is_empty(),
+                api::cors::cors(&origins),
+            ))
             .configure(api::configure)
             .default_service(web::to(api::not_found))
     })

@@ -9,6 +9,9 @@ use std::time::Duration;
 use config::{Config, Environment, File, FileFormat};
 use serde::{Deserialize, Serialize};
 
+mod limits;
+pub use limits::{KeyLimits, LimitSettings, MAX_WEIGHT};
+
 /// The commented defaults, compiled in so the binary runs without any file.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
@@ -29,6 +32,7 @@ pub struct Settings {
     pub routing: RoutingSettings,
     pub backends: BackendSettings,
     pub profiles: ProfileSettings,
+    pub limits: LimitSettings,
 }
 
 /// The CLIs clinvoker knows, as settings and routes name them.
@@ -137,6 +141,8 @@ pub struct ServerSettings {
     pub state_dir: PathBuf,
     pub allowed_workdir_prefixes: Vec<PathBuf>,
     pub blocked_workdir_prefixes: Vec<PathBuf>,
+    /// Origins whose browser pages may call the APIs (CORS); empty = no CORS headers at all.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -206,6 +212,7 @@ impl Settings {
                 .with_list_parse_key("backends.claude.extra_args")
                 .with_list_parse_key("server.allowed_workdir_prefixes")
                 .with_list_parse_key("server.blocked_workdir_prefixes")
+                .with_list_parse_key("server.cors_allowed_origins")
                 .try_parsing(true),
         );
         let mut settings: Settings = builder.build()?.try_deserialize()?;
@@ -338,7 +345,17 @@ impl Settings {
                 &format!("must be one of {modes:?}"),
             );
         }
-        Ok(())
+        limits::validate_origins(&s.cors_allowed_origins)?;
+        self.limits.validate(self.model_api_keys())
+    }
+
+    /// The keys that open the model APIs: the user keys, or the admins' when there are none
+    /// (see `api::access`).
+    pub fn model_api_keys(&self) -> &[String] {
+        match self.server.api_keys.is_empty() {
+            true => &self.server.admin_keys,
+            false => &self.server.api_keys,
+        }
     }
 
     pub fn request_timeout(&self) -> Duration {
@@ -382,5 +399,70 @@ mod tests {
         std::fs::write(&path, "[pool]\nmax_procs = 1\n").expect("write");
         let err = Settings::load(Some(&path)).expect_err("unknown key");
         assert!(err.to_string().contains("max_procs"), "{err}");
+    }
+
+    #[test]
+    fn limits_default_to_none_and_take_per_key_overrides() {
+        let s = Settings::load(None).expect("defaults");
+        let l = &s.limits;
+        assert_eq!(
+            (
+                l.requests_per_minute,
+                l.burst,
+                l.max_concurrent,
+                l.max_queued,
+                l.weight
+            ),
+            (0, 0, 0, 0, 1),
+            "no limits by default"
+        );
+        assert!(l.keys.is_empty() && s.server.cors_allowed_origins.is_empty());
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("c.toml");
+        let file = concat!(
+            "[server]\napi_keys = [\"k1\", \"k2\"]\n",
+            "cors_allowed_origins = [\"https://app.example\", \"http://localhost:5173\"]\n",
+            "[limits]\nrequests_per_minute = 60\n",
+            "[limits.keys.batch]\nkey = \"k2\"\nweight = 3\nmax_queued = 2\n",
+        );
+        std::fs::write(&path, file).expect("write");
+        let s = Settings::load(Some(&path)).expect("valid limits");
+        assert_eq!(s.limits.requests_per_minute, 60);
+        let batch = &s.limits.keys["batch"];
+        assert_eq!(
+            (batch.key.as_str(), batch.weight, batch.max_queued),
+            ("k2", Some(3), Some(2))
+        );
+        assert_eq!(
+            batch.requests_per_minute, None,
+            "absent: the [limits] value"
+        );
+    }
+
+    #[test]
+    fn bad_limits_and_origins_name_the_key() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("c.toml");
+        for (file, key) in [
+            ("[limits]\nweight = 0\n", "limits.weight"),
+            ("[limits]\nburst = 5\n", "limits.burst"),
+            (
+                "[server]\napi_keys = [\"k1\"]\n[limits.keys.x]\nkey = \"unknown\"\n",
+                "limits.keys",
+            ),
+            (
+                "[server]\napi_keys = [\"k1\"]\n[limits.keys.key-a]\nkey = \"k1\"\n",
+                "limits.keys",
+            ),
+            (
+                "[server]\ncors_allowed_origins = [\"https://a.example/path\"]\n",
+                "server.cors_allowed_origins",
+            ),
+        ] {
+            std::fs::write(&path, file).expect("write");
+            let err = Settings::load(Some(&path)).expect_err(file);
+            assert!(err.to_string().contains(key), "{file}: {err}");
+        }
     }
 }

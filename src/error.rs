@@ -40,6 +40,14 @@ pub enum ServeError {
         queued: usize,
         retry_after: Duration,
     },
+    /// The client already has as many turns running and waiting as its `[limits]` allow.
+    #[error("client {client} has {running} requests running and {queued} waiting, as many as its limits allow; retry later")]
+    ClientOverLimit {
+        client: String,
+        running: usize,
+        queued: usize,
+        retry_after: Duration,
+    },
     #[error("no process of pool {pool} became free within {}s; retry later", waited.as_secs())]
     QueueTimedOut {
         pool: String,

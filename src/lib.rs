@@ -16,8 +16,11 @@
 //!   format; [`protocol::stop`] watches streamed text for stop sequences, [`protocol::schema`]
 //!   checks structured-output schemas and answers.
 //! - [`routing`]: model names → backend and CLI model.
+//! - [`limits`]: who a request's client is (a key's name or hash, or its address) and what it may
+//!   do; the token buckets of the [`limits::RateLimiter`] actor.
 //! - [`supervisor`]: the session-supervisor actor. [`supervisor::pool`] is its pure bookkeeping
-//!   (`balance` its start/bind/retire policy, `dispatch` which process takes a request,
+//!   (`balance` its start/bind/retire policy, `dispatch` which process takes a request, `fair`
+//!   which waiting client is served next and the per-client caps,
 //!   [`supervisor::stats`] its counters),
 //!   [`supervisor::admin`] the operators' commands and snapshots.
 //! - [`process`]: the process actor ([`process::CliProcess`]) wrapping one CLI child: pipes,
@@ -37,7 +40,10 @@
 //! The [`supervisor::SessionSupervisor`] owns every pool. It gives the turn to a free
 //! conversation slot of a process of the pool, or queues it (bounded, with a timeout) while a process is started or a spare is bound
 //! to the pool's system prompt, or refuses it at once when the queue is full. Nothing else holds
-//! pool state: limits, queueing and recovery are messages to and from this actor.
+//! pool state: limits, queueing and recovery are messages to and from this actor. Before that, the
+//! edge has named the request's client (carried in [`protocol::RequestMeta`]) and taken a token
+//! from its bucket; whenever a process frees up, the waiting clients of its pool are served in
+//! turn (weighted fair queueing), so one client's flood cannot starve another.
 //!
 //! A [`process::CliProcess`] hands the turn to its driver, which turns it into the CLI's lines
 //! (Claude Code: switch model if needed, replay the prior turns as `shouldQuery:false` user lines
@@ -45,7 +51,8 @@
 //! typed, dialect-neutral [`protocol::TurnEvent`]s for the turn's channel. The final event goes to
 //! the client at once; the driver then resets the conversation slot (`rewind_conversation`) and
 //! releases it, and only then does the supervisor count the slot as free. A request timeout or a
-//! dropped receiver (client gone) interrupts the turn; a child that does not stop, writes garbage
+//! dropped receiver (client gone) interrupts the turn (the client gets its error at once, the slot
+//! is freed when the CLI stops); a child that does not stop, writes garbage
 //! or never becomes ready is killed; its exit is reported to the supervisor, which replaces it.
 //!
 //! Who owns what: a process reports its lifecycle (starting, ready, draining, exited) and the end
@@ -61,6 +68,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod error;
+pub mod limits;
 pub mod metrics;
 pub mod process;
 pub mod protocol;

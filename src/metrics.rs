@@ -29,6 +29,13 @@ pub struct Metrics {
     pub upstream_cost: CounterVec,
     /// Streams ended with an error because the CLI started over after partial output.
     pub streams_restarted: IntCounterVec,
+    /// Requests waiting, by client (a name or a key's hash, never the key), across all pools.
+    pub client_queued: GaugeVec,
+    /// How long each client's requests waited for a process (0 when one was free).
+    pub client_queue_wait: HistogramVec,
+    /// Requests refused by a client's limits: `rate` (requests per minute) or `cap` (turns
+    /// running and waiting).
+    pub client_limited_total: IntCounterVec,
 }
 
 impl Metrics {
@@ -103,8 +110,36 @@ impl Metrics {
             &["dialect"],
         )
         .expect("valid metric definition");
+        let client_queued = GaugeVec::new(
+            Opts::new(
+                "clinvoker_client_queued",
+                "Requests waiting for a process, by client",
+            ),
+            &["client"],
+        )
+        .expect("valid metric definition");
+        let client_queue_wait = HistogramVec::new(
+            HistogramOpts::new(
+                "clinvoker_client_queue_wait_seconds",
+                "From submission to a process taking the request, by client",
+            )
+            .buckets(SECONDS.to_vec()),
+            &["client"],
+        )
+        .expect("valid metric definition");
+        let client_limited_total = IntCounterVec::new(
+            Opts::new(
+                "clinvoker_client_limited_total",
+                "Requests refused by a client's limits (rate: requests per minute; cap: turns running and waiting)",
+            ),
+            &["client", "limit"],
+        )
+        .expect("valid metric definition");
         for c in [
             Box::new(streams_restarted.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(client_queued.clone()),
+            Box::new(client_queue_wait.clone()),
+            Box::new(client_limited_total.clone()),
             Box::new(http_requests.clone()),
             Box::new(http_duration.clone()),
             Box::new(time_to_first_token.clone()),
@@ -128,7 +163,17 @@ impl Metrics {
             upstream_tokens,
             upstream_cost,
             streams_restarted,
+            client_queued,
+            client_queue_wait,
+            client_limited_total,
         }
+    }
+
+    /// A request of `client` refused by its `limit` (`rate` or `cap`).
+    pub fn client_limited(&self, client: &str, limit: &str) {
+        self.client_limited_total
+            .with_label_values(&[client, limit])
+            .inc();
     }
 
     pub fn http(&self, route: &str, dialect: &str, model: &str, status: u16, took: Duration) {

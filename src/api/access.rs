@@ -132,6 +132,30 @@ pub fn access(
     }
 }
 
+/// Whether `path` (as the router matches it) is a model API route: what client rate limits count.
+pub fn is_model_api(path: &str, method: &str) -> bool {
+    Guard::of(path, method) == Guard::Api
+}
+
+/// The key that names the request's client: the first presented key that opens the model APIs
+/// (a user key; an admin key when there are none). `None` on a server without keys, or when no
+/// presented key opens them.
+pub fn client_key<'a>(
+    presented: &'a [String],
+    api_keys: &[String],
+    admin_keys: &[String],
+) -> Option<&'a str> {
+    let opening = if api_keys.is_empty() {
+        admin_keys
+    } else {
+        api_keys
+    };
+    presented
+        .iter()
+        .find(|p| opening.contains(p))
+        .map(String::as_str)
+}
+
 /// [`access`] for a request: the router's path, the socket peer (never a forwarding header: a
 /// proxy on the same host makes every peer loopback, and the headers are the client's to write)
 /// and the keys presented.
@@ -333,6 +357,26 @@ mod tests {
         assert_eq!(run(api, false, &[USER], &[USER], &[ADMIN]), Ok(()));
         // With admin keys alone, the model APIs need a key too (the admins').
         assert!(run(api, false, &[], &[], &[ADMIN]).is_err());
+    }
+
+    #[test]
+    fn the_client_is_named_by_the_key_that_opens_the_model_apis() {
+        let (users, admins) = (keys(&[USER]), keys(&[ADMIN]));
+        let presented = keys(&["stale", ADMIN, USER]);
+        assert_eq!(client_key(&presented, &users, &admins), Some(USER));
+        assert_eq!(
+            client_key(&presented, &[], &admins),
+            Some(ADMIN),
+            "admins alone"
+        );
+        assert_eq!(client_key(&keys(&["stale"]), &users, &admins), None);
+        assert_eq!(
+            client_key(&[], &[], &[]),
+            None,
+            "keyless: the peer names it"
+        );
+        assert!(is_model_api("/anthropic/v1/messages", "POST"));
+        assert!(!is_model_api("/admin/pools", "GET") && !is_model_api("/health", "GET"));
     }
 
     #[test]

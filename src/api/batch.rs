@@ -29,17 +29,24 @@ pub async fn parallel(
     }
     let started = Instant::now();
     let request_id = RequestId::of(&req);
+    let parent = RequestId::meta(&req);
     let failed_once = std::cell::Cell::new(false);
     let limit = r.max_parallel.unwrap_or(r.tasks.len());
     let (state, fail_fast) = (&state, r.fail_fast);
     let results: Vec<TaskResult> = stream::iter(r.tasks.iter().enumerate())
         .map(|(index, task)| {
-            let (failed_once, request_id) = (&failed_once, &request_id);
+            let (failed_once, request_id, parent) = (&failed_once, &request_id, &parent);
             async move {
                 let outcome = if fail_fast && failed_once.get() {
                     Err(ApiError::Serve(ServeError::Cancelled))
                 } else {
-                    run(state, task, &format!("{request_id}-{index}"), sub_meta()).await
+                    run(
+                        state,
+                        task,
+                        &format!("{request_id}-{index}"),
+                        sub_meta(parent),
+                    )
+                    .await
                 };
                 failed_once.set(failed_once.get() || outcome.is_err());
                 let (result, error) = split(outcome);
@@ -87,6 +94,7 @@ pub async fn chain(
     }
     let started = Instant::now();
     let request_id = RequestId::of(&req);
+    let parent = RequestId::meta(&req);
     let stop_on_failure = r.stop_on_failure.unwrap_or(true);
     let mut previous = String::new();
     let mut steps = Vec::with_capacity(r.steps.len());
@@ -101,7 +109,13 @@ pub async fn chain(
             output_format: OutputFormat::Json,
             profile: ProfileName::Chat,
         };
-        let outcome = run(&state, &p, &format!("{request_id}-{index}"), sub_meta()).await;
+        let outcome = run(
+            &state,
+            &p,
+            &format!("{request_id}-{index}"),
+            sub_meta(&parent),
+        )
+        .await;
         if let Ok(result) = &outcome {
             previous.clone_from(&result.output);
         }
@@ -143,6 +157,7 @@ pub async fn compare(
     }
     let started = Instant::now();
     let request_id = RequestId::of(&req);
+    let parent = RequestId::meta(&req);
     let one = |index: usize, backend: &String| {
         let p = PromptRequest {
             backend: Some(backend.clone()),
@@ -154,10 +169,18 @@ pub async fn compare(
             output_format: OutputFormat::Json,
             profile: ProfileName::Chat,
         };
-        let (state, request_id, backend) = (&state, &request_id, backend.clone());
+        let (state, request_id, parent) = (&state, &request_id, &parent);
+        let backend = backend.clone();
         async move {
-            let (result, error) =
-                split(run(state, &p, &format!("{request_id}-{index}"), sub_meta()).await);
+            let (result, error) = split(
+                run(
+                    state,
+                    &p,
+                    &format!("{request_id}-{index}"),
+                    sub_meta(parent),
+                )
+                .await,
+            );
             BackendResult {
                 backend,
                 ok: error.is_none(),

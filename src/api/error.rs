@@ -27,6 +27,13 @@ pub enum ApiError {
     MethodNotAllowed(String),
     #[error("request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// The client's token bucket is empty (`[limits] requests_per_minute`).
+    #[error("client {client} is over its rate limit of {per_minute} requests per minute; retry after {}s", retry_after.as_secs().max(1))]
+    RateLimited {
+        client: String,
+        per_minute: u32,
+        retry_after: Duration,
+    },
     #[error("{0}")]
     Serve(#[from] ServeError),
 }
@@ -83,10 +90,16 @@ fn anthropic_status(e: &ApiError) -> (StatusCode, &'static str, Option<Duration>
         ApiError::NotFound(_) => (S::NOT_FOUND, "not_found_error", None),
         ApiError::MethodNotAllowed(_) => (S::METHOD_NOT_ALLOWED, "invalid_request_error", None),
         ApiError::PayloadTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "request_too_large", None),
+        ApiError::RateLimited { retry_after, .. } => {
+            (S::TOO_MANY_REQUESTS, "rate_limit_error", Some(*retry_after))
+        }
         ApiError::Serve(s) => match s {
             ServeError::PoolSaturated { retry_after, .. }
             | ServeError::QueueTimedOut { retry_after, .. } => {
                 (overloaded(), "overloaded_error", Some(*retry_after))
+            }
+            ServeError::ClientOverLimit { retry_after, .. } => {
+                (S::TOO_MANY_REQUESTS, "rate_limit_error", Some(*retry_after))
             }
             ServeError::TurnTimedOut { .. } | ServeError::UpstreamStalled { .. } => {
                 (S::GATEWAY_TIMEOUT, "timeout_error", None)
@@ -180,12 +193,25 @@ fn openai_status(e: &ApiError) -> OpenAiStatus {
             Some("request_too_large"),
             None,
         ),
+        // OpenAI's own shape for a rate limit; its SDKs raise `RateLimitError` on the 429.
+        ApiError::RateLimited { retry_after, .. } => (
+            S::TOO_MANY_REQUESTS,
+            "requests",
+            Some("rate_limit_exceeded"),
+            Some(*retry_after),
+        ),
         ApiError::Serve(s) => match s {
             ServeError::PoolSaturated { retry_after, .. }
             | ServeError::QueueTimedOut { retry_after, .. }
             | ServeError::PoolDraining { retry_after, .. } => server(
                 S::SERVICE_UNAVAILABLE,
                 Some("overloaded"),
+                Some(*retry_after),
+            ),
+            ServeError::ClientOverLimit { retry_after, .. } => (
+                S::TOO_MANY_REQUESTS,
+                "requests",
+                Some("rate_limit_exceeded"),
                 Some(*retry_after),
             ),
             ServeError::TurnTimedOut { .. } | ServeError::UpstreamStalled { .. } => {

@@ -6,6 +6,7 @@ pub mod access;
 pub mod admin;
 pub mod anthropic;
 pub mod batch;
+pub mod cors;
 pub mod error;
 pub mod native;
 pub mod openai;
@@ -15,12 +16,16 @@ pub mod sse;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
+use std::sync::Arc;
+
+use crate::limits::bucket::rfc3339;
+use crate::limits::{Client, Clients, Quota, RateLimiterHandle};
 use crate::protocol::RequestMeta;
 use crate::routing::ModelRouter;
 use crate::supervisor::SupervisorHandle;
@@ -45,6 +50,10 @@ pub struct AppState {
     /// Whether the native API may use the agentic profile (`profiles.agentic.enabled`).
     pub agentic_enabled: bool,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// `[limits]` by key: each request's client and its limits.
+    pub clients: Arc<Clients>,
+    /// The owner of the clients' token buckets.
+    pub limiter: RateLimiterHandle,
 }
 
 /// The id of the request being served, set by [`edge`] for every request.
@@ -93,8 +102,9 @@ fn request_id_from(req: &ServiceRequest) -> String {
 }
 
 /// Middleware on every route: assigns the request id (header `request-id` on Anthropic routes,
-/// `x-request-id` elsewhere), checks access ([`access::check`]), and after the answer writes the
-/// request's one log line and its metrics.
+/// `x-request-id` elsewhere), names the client, checks access ([`access::check`]) and the
+/// client's rate ([`admit`]), and after the answer writes the request's one log line and its
+/// metrics.
 pub async fn edge(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -104,36 +114,28 @@ pub async fn edge(
     // the route that will answer.
     let dialect = Dialect::of_path(req.match_info().as_str());
     let request_id = request_id_from(&req);
-    let meta = std::sync::Arc::new(RequestMeta::default());
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let client = state
+        .as_ref()
+        .map_or_else(Arc::default, |s| identify(&req, s));
+    let meta = Arc::new(RequestMeta::for_client(client.clone()));
     let _ = meta.dialect.set(dialect.name());
     req.extensions_mut().insert(RequestId(request_id.clone()));
     req.extensions_mut().insert(meta.clone());
-    let state = req.app_data::<web::Data<AppState>>().cloned();
-    let allowed = match &state {
-        Some(s) => access::check(&req, &s.api_keys, &s.admin_keys),
-        None => Ok(()),
+    let (admitted, quota) = match &state {
+        Some(s) => admit(&req, s, &client).await,
+        None => (Ok(()), None),
     };
-    let mut res = match allowed {
+    let mut res = match admitted {
         Ok(()) => next.call(req).await?.map_into_boxed_body(),
-        Err(refusal) => {
-            let err = DialectError {
-                error: refusal.error,
-                dialect,
-                request_id: Some(request_id.clone()),
-            };
-            let mut res = err.error_response();
-            if refusal.challenge {
-                res.headers_mut().insert(
-                    actix_web::http::header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(access::BASIC_CHALLENGE),
-                );
-            }
-            req.into_response(res)
-        }
+        Err(refusal) => refuse(req, refusal, dialect, &request_id),
     };
+    let headers = res.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
-        res.headers_mut()
-            .insert(HeaderName::from_static(dialect.request_id_header()), value);
+        headers.insert(HeaderName::from_static(dialect.request_id_header()), value);
+    }
+    if let (Some(quota), Dialect::Anthropic) = (quota, dialect) {
+        ratelimit_headers(headers, quota);
     }
     if let Some(s) = &state {
         res.headers_mut().insert(
@@ -152,8 +154,9 @@ pub async fn edge(
         .get()
         .map_or(("-", 0), |(p, pid)| (p.as_str(), *pid));
     log::info!(
-        "request {request_id} {} {route} model={} pool={pool} pid={pid} status={status} {}ms",
+        "request {request_id} {} {route} client={} model={} pool={pool} pid={pid} status={status} {}ms",
         res.request().method(),
+        client.id,
         meta.model(),
         took.as_millis()
     );
@@ -162,6 +165,90 @@ pub async fn edge(
             .http(&route, dialect.name(), meta.model(), status, took);
     }
     Ok(res)
+}
+
+/// The request's client: named by the key that opens the model APIs, else by its socket peer
+/// (a server without keys).
+fn identify(req: &ServiceRequest, state: &AppState) -> Arc<Client> {
+    let presented = access::presented_keys(req);
+    match access::client_key(&presented, &state.api_keys, &state.admin_keys) {
+        Some(key) => state.clients.of_key(key),
+        None => state.clients.of_peer(req.peer_addr().map(|a| a.ip())),
+    }
+}
+
+/// Whether the request may go on: access ([`access::check`]), then, on the model APIs, the
+/// client's rate. The quota left is returned either way, for the rate-limit headers.
+async fn admit(
+    req: &ServiceRequest,
+    state: &AppState,
+    client: &Client,
+) -> (Result<(), access::Refusal>, Option<Quota>) {
+    if let Err(refusal) = access::check(req, &state.api_keys, &state.admin_keys) {
+        return (Err(refusal), None);
+    }
+    let Some(rate) = client.rate else {
+        return (Ok(()), None);
+    };
+    if !access::is_model_api(req.match_info().as_str(), req.method().as_str()) {
+        return (Ok(()), None);
+    }
+    match state.limiter.take(&client.id, rate).await {
+        None => (Ok(()), None),
+        Some(Ok(quota)) => (Ok(()), Some(quota)),
+        Some(Err(limited)) => {
+            state.metrics.client_limited(client.id.as_str(), "rate");
+            let error = ApiError::RateLimited {
+                client: client.id.to_string(),
+                per_minute: rate.per_minute,
+                retry_after: limited.retry_after,
+            };
+            (Err(error.into()), Some(limited.quota))
+        }
+    }
+}
+
+/// The answer to a request the edge turned away, in its dialect.
+fn refuse(
+    req: ServiceRequest,
+    refusal: access::Refusal,
+    dialect: Dialect,
+    request_id: &str,
+) -> ServiceResponse<BoxBody> {
+    let err = DialectError {
+        error: refusal.error,
+        dialect,
+        request_id: Some(request_id.to_string()),
+    };
+    let mut res = err.error_response();
+    if refusal.challenge {
+        res.headers_mut().insert(
+            actix_web::http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(access::BASIC_CHALLENGE),
+        );
+    }
+    req.into_response(res)
+}
+
+/// Anthropic's `anthropic-ratelimit-requests-*` headers: the rate, what is left of the burst,
+/// and when the bucket is full again (RFC 3339).
+fn ratelimit_headers(headers: &mut HeaderMap, quota: Quota) {
+    let reset = std::time::SystemTime::now() + quota.reset_in;
+    for (name, value) in [
+        (
+            "anthropic-ratelimit-requests-limit",
+            quota.limit.to_string(),
+        ),
+        (
+            "anthropic-ratelimit-requests-remaining",
+            quota.remaining.to_string(),
+        ),
+        ("anthropic-ratelimit-requests-reset", rfc3339(reset)),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
 }
 
 impl RequestId {

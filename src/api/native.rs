@@ -179,9 +179,9 @@ pub(super) async fn run(
     ))
 }
 
-/// Metadata of one task of a batch (parallel, chain, compare).
-pub(super) fn sub_meta() -> Arc<RequestMeta> {
-    let meta = RequestMeta::default();
+/// Metadata of one task of a batch (parallel, chain, compare): the batch's client.
+pub(super) fn sub_meta(parent: &RequestMeta) -> Arc<RequestMeta> {
+    let meta = RequestMeta::for_client(parent.client.clone());
     let _ = meta.dialect.set("native");
     Arc::new(meta)
 }

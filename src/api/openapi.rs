@@ -269,7 +269,10 @@ pub enum OpenAiErrors {
     NotFound(OpenAiError),
     #[response(status = 413, description = "Body larger than server.max_body_bytes")]
     TooLarge(OpenAiError),
-    #[response(status = 429, description = "rate_limit_exceeded (upstream)")]
+    #[response(
+        status = 429,
+        description = "rate_limit_exceeded: the upstream, or the client's [limits]; see retry-after"
+    )]
     RateLimited(OpenAiError),
     #[response(status = 502, description = "server_error: the CLI process failed")]
     BadGateway(OpenAiError),
@@ -300,7 +303,10 @@ pub enum NativeErrors {
     NotFound(NativeError),
     #[response(status = 413, description = "Body larger than server.max_body_bytes")]
     TooLarge(NativeError),
-    #[response(status = 429, description = "The upstream API rate-limited the turn")]
+    #[response(
+        status = 429,
+        description = "The upstream API, or the client's [limits], refused it; see retry-after"
+    )]
     RateLimited(NativeError),
     #[response(
         status = 502,
@@ -336,7 +342,10 @@ pub enum AnthropicErrors {
     NotFound(AnthropicError),
     #[response(status = 413, description = "request_too_large")]
     TooLarge(AnthropicError),
-    #[response(status = 429, description = "rate_limit_error (upstream)")]
+    #[response(
+        status = 429,
+        description = "rate_limit_error: the upstream, or the client's [limits]; see retry-after"
+    )]
     RateLimited(AnthropicError),
     #[response(status = 502, description = "api_error: the CLI process failed")]
     BadGateway(AnthropicError),

@@ -34,6 +34,12 @@ impl CliProcess {
             self.id,
             active.request_id
         );
+        // The client hears why at once, not when the CLI gets round to stopping (up to
+        // `interrupt_grace` later, or never for a hung upstream): a timeout answers at the
+        // timeout. The turn itself ends, and its slot is freed, only when the CLI stops.
+        if let Some(events) = active.events.take() {
+            let _ = events.send(TurnEvent::Failed(reason.clone()));
+        }
         active.interrupted = Some(reason);
         self.stop_turn(turn, ctx);
     }
@@ -97,13 +103,19 @@ impl CliProcess {
         let Some(active) = self.turns.get_mut(&turn) else {
             return;
         };
-        let Some(events) = &active.events else {
+        if active.phase == TurnPhase::Answered {
             return;
-        };
+        }
         active.last_event = Some(tokio::time::Instant::now());
+        // `events` is gone once the client has its answer (an interrupt answers at once); the
+        // turn's end is still awaited.
         let event = match event {
             TurnEvent::Done(_) | TurnEvent::Failed(_) => event,
+            _ if active.events.is_none() => return,
             TurnEvent::TextDelta(text) => {
+                let Some(events) = &active.events else {
+                    return;
+                };
                 let (text, stopped_now) = match active.stop.is_active() {
                     false => (text, false),
                     true => {
@@ -133,14 +145,18 @@ impl CliProcess {
             _ if active.stop.matched().is_some() => return,
             TurnEvent::BlockStopped => {
                 let held = active.stop.flush();
-                if !held.is_empty() {
-                    let _ = events.send(TurnEvent::TextDelta(held));
+                if let Some(events) = &active.events {
+                    if !held.is_empty() {
+                        let _ = events.send(TurnEvent::TextDelta(held));
+                    }
+                    let _ = events.send(TurnEvent::BlockStopped);
                 }
-                let _ = events.send(TurnEvent::BlockStopped);
                 return;
             }
             other => {
-                let _ = events.send(other);
+                if let Some(events) = &active.events {
+                    let _ = events.send(other);
+                }
                 return;
             }
         };

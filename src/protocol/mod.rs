@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::config::Backend;
 use crate::error::ServeError;
+use crate::limits::Client;
 
 /// Who said a message in a conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,11 +206,14 @@ impl TurnSpec {
     }
 }
 
-/// What the operators' views know of a request: set by the HTTP layer (dialect, model), the
-/// supervisor (where it runs) and the process (bytes streamed). Shared read-mostly; each field is
-/// written once or only counted up, so no lock is needed.
+/// What the layers know of a request beyond its turn: set by the HTTP layer (client, dialect,
+/// model), the supervisor (where it runs) and the process (bytes streamed). Shared read-mostly;
+/// each field is written once or only counted up, so no lock is needed.
 #[derive(Debug, Default)]
 pub struct RequestMeta {
+    /// Who sent it and what that client may do: the supervisor queues, caps and shares the pools
+    /// by it. Set by the edge when the request arrives.
+    pub client: std::sync::Arc<Client>,
     pub dialect: std::sync::OnceLock<&'static str>,
     /// The model name as the client sent it.
     pub model: std::sync::OnceLock<String>,
@@ -220,6 +224,13 @@ pub struct RequestMeta {
 }
 
 impl RequestMeta {
+    pub fn for_client(client: std::sync::Arc<Client>) -> Self {
+        Self {
+            client,
+            ..Self::default()
+        }
+    }
+
     pub fn dialect(&self) -> &'static str {
         self.dialect.get().copied().unwrap_or("unknown")
     }

@@ -2,6 +2,7 @@
 //! /proc), the in-flight request list, and the actions — drain, resume, resize, recycle, kill,
 //! cancel — each a message to the supervisor, answered with the new state.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use actix::prelude::*;
@@ -210,6 +211,7 @@ impl SessionSupervisor {
                 max_turns_per_process: p.max_turns_per_process,
             },
             queued: queue.map_or(0, |q| q.queue.len()),
+            clients: key.map(|k| self.client_queues(k, now)).unwrap_or_default(),
             counters: stats.map_or(
                 super::stats::Counters {
                     spawns: self.book.spare_spawns,
@@ -232,6 +234,34 @@ impl SessionSupervisor {
                 .filter_map(|(id, _)| self.process_status(*id, now))
                 .collect(),
         }
+    }
+
+    /// Each client's waiting and running requests in pool `key`, most waiting first.
+    fn client_queues(&self, key: &PoolKey, now: Instant) -> Vec<ClientQueue> {
+        let blank = |id: &str| ClientQueue {
+            client: id.to_string(),
+            queued: 0,
+            running: 0,
+            oldest_wait_ms: 0,
+        };
+        let mut clients: BTreeMap<&str, ClientQueue> = BTreeMap::new();
+        for w in self.book.pools.get(key).into_iter().flat_map(|p| &p.queue) {
+            let id = w.request.meta.client.id.as_str();
+            let c = clients.entry(id).or_insert_with(|| blank(id));
+            c.queued += 1;
+            let waited = now.saturating_duration_since(w.enqueued).as_millis() as u64;
+            c.oldest_wait_ms = c.oldest_wait_ms.max(waited);
+        }
+        let slots = self.book.processes.values();
+        for slot in slots.filter(|s| s.pool.as_ref() == Some(key)) {
+            for (_, o) in slot.running() {
+                let id = o.meta.client.id.as_str();
+                clients.entry(id).or_insert_with(|| blank(id)).running += 1;
+            }
+        }
+        let mut out: Vec<ClientQueue> = clients.into_values().collect();
+        out.sort_by_key(|c| std::cmp::Reverse((c.queued, c.running)));
+        out
     }
 
     fn pool_by_id(&self, id: &str) -> Result<Option<PoolKey>, AdminError> {
@@ -293,6 +323,7 @@ impl Handler<GetRequests> for SessionSupervisor {
         let queued = self.book.pools.iter().flat_map(|(key, pool)| {
             pool.queue.iter().map(move |w| RequestStatus {
                 id: w.request.request_id.clone(),
+                client: w.request.meta.client.id.to_string(),
                 dialect: w.request.meta.dialect().to_string(),
                 model: w.request.meta.model().to_string(),
                 pool: key.name(),
@@ -306,6 +337,7 @@ impl Handler<GetRequests> for SessionSupervisor {
         let running = self.book.processes.iter().flat_map(|(id, s)| {
             s.running().map(move |(_, o)| RequestStatus {
                 id: o.request_id.clone(),
+                client: o.meta.client.id.to_string(),
                 dialect: o.meta.dialect().to_string(),
                 model: o.meta.model().to_string(),
                 pool: s.pool.as_ref().map_or_else(String::new, PoolKey::name),

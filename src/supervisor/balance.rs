@@ -27,7 +27,9 @@ impl Book {
             .map(|(k, _)| k.clone())
             .collect();
         for key in keys {
-            let waiting = self.pools[&key].queue.len();
+            // Requests of clients at their `max_concurrent` wait for their own turns to end,
+            // not for a new process.
+            let waiting = self.eligible_waiting(&key);
             // Starting processes and resetting slots (≈1 ms from free) will take a waiting
             // request.
             let coming: usize = self

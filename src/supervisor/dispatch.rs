@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::fair;
 use super::pool::{Action, Book, Occupant, Waiting};
 use crate::protocol::{PoolKey, TurnRequest};
 
@@ -54,30 +55,29 @@ impl Book {
         actions
     }
 
-    /// Gives waiting requests of `key` to its free processes, oldest request first.
+    /// Gives waiting requests of `key` to its free processes, in the order
+    /// [`Book::pop_waiting`] picks them (fair among clients).
     pub fn assign(&mut self, key: &PoolKey, now: Instant) -> Vec<Action> {
         let mut actions = Vec::new();
         while let Some(id) = self.free_process(key) {
-            let Some(request) = self.pop_waiting(key) else {
+            let Some(waiting) = self.pop_waiting(key) else {
                 break;
             };
-            actions.push(self.dispatch(id, request, now));
+            let waited = fair::waited(&waiting, now);
+            actions.push(self.dispatch(id, waiting.request, now, waited));
         }
         actions
     }
 
-    pub(super) fn pop_waiting(&mut self, key: &PoolKey) -> Option<TurnRequest> {
-        let pool = self.pools.get_mut(key)?;
-        while let Some(waiting) = pool.queue.pop_front() {
-            if !waiting.request.events.is_closed() {
-                return Some(waiting.request);
-            }
-        }
-        None
-    }
-
-    /// Gives `request` a new turn id and one of process `id`'s conversation slots.
-    pub(super) fn dispatch(&mut self, id: u64, request: TurnRequest, now: Instant) -> Action {
+    /// Gives `request` a new turn id and one of process `id`'s conversation slots, and charges
+    /// its client's share of the pool.
+    pub(super) fn dispatch(
+        &mut self,
+        id: u64,
+        request: TurnRequest,
+        now: Instant,
+        waited: Duration,
+    ) -> Action {
         self.next_turn += 1;
         let turn = self.next_turn;
         if let Some(slot) = self.processes.get_mut(&id) {
@@ -93,10 +93,14 @@ impl Book {
             let pool = slot.pool.as_ref().map_or_else(String::new, PoolKey::name);
             let _ = request.meta.placement.set((pool, slot.pid));
         }
+        if let Some(pool) = self.pools.get_mut(&request.pool) {
+            pool.fair.charge(&request.meta.client);
+        }
         Action::Dispatch {
             process: id,
             turn,
             request,
+            waited,
         }
     }
 

@@ -182,3 +182,232 @@ fn a_busy_process_with_free_slots_keeps_its_pool_warm() {
         "3 free slots left: min_idle needs no second process"
     );
 }
+
+mod fairness {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::error::ServeError;
+    use crate::limits::{Client, ClientId};
+    use crate::supervisor::pool::tests::{request_of, spawned};
+
+    fn client(name: &str, weight: u32) -> Arc<Client> {
+        Arc::new(Client {
+            id: ClientId::named(name),
+            weight,
+            ..Client::default()
+        })
+    }
+
+    /// The request ids dispatched by `actions`, with their turns.
+    fn dispatches(actions: &[Action]) -> Vec<(String, u64, TurnId)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Dispatch {
+                    process,
+                    turn,
+                    request,
+                    ..
+                } => Some((request.request_id.clone(), *process, *turn)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Ends the turn of `(_, process, turn)` at `at`; returns what it dispatched next.
+    fn finish(
+        book: &mut Book,
+        d: &(String, u64, TurnId),
+        at: Instant,
+    ) -> Vec<(String, u64, TurnId)> {
+        dispatches(&book.turn_finished(d.1, d.2, &ok_report(), true, at))
+    }
+
+    fn warm(processes: usize, max_queue: usize, t0: Instant) -> Book {
+        let mut l = limits(processes, processes, 0, max_queue);
+        l.max_turns_per_process = 1000;
+        l.reuse_wait_ms = 0;
+        warm_book(l, t0)
+    }
+
+    #[test]
+    fn a_quiet_client_is_served_next_whatever_the_flood_queued() {
+        let t0 = Instant::now();
+        let key = PoolKey::default_pool();
+        let mut book = warm(2, 64, t0);
+        let flood = client("flood", 1);
+        let mut rxs = Vec::new();
+        let mut running = Vec::new();
+        for i in 0..20 {
+            let (r, rx) = request_of(&format!("f{i}"), &key, flood.clone());
+            rxs.push(rx);
+            running.extend(dispatches(&book.submit(r, t0)));
+        }
+        assert_eq!(running.len(), 2, "two processes, the rest queued");
+        let (q, _qrx) = request_of("quiet", &key, client("quiet", 1));
+        let later = t0 + Duration::from_secs(1);
+        assert!(
+            dispatches(&book.submit(q, later)).is_empty(),
+            "no process free"
+        );
+        let next = finish(&mut book, &running[0], t0 + Duration::from_millis(1200));
+        assert_eq!(next[0].0, "quiet", "before 18 older requests of the flood");
+        // Then the flood again, oldest first.
+        let next = finish(&mut book, &running[1], t0 + Duration::from_millis(1300));
+        assert_eq!(next[0].0, "f2");
+    }
+
+    #[test]
+    fn waiting_clients_take_turns_in_proportion_to_their_weights() {
+        let t0 = Instant::now();
+        let key = PoolKey::default_pool();
+        let mut book = warm(1, 64, t0);
+        let (heavy, light) = (client("heavy", 2), client("light", 1));
+        let mut rxs = Vec::new();
+        let mut current = None;
+        for i in 0..12 {
+            for c in [&heavy, &light] {
+                let (r, rx) = request_of(&format!("{}{i}", c.id), &key, c.clone());
+                rxs.push(rx);
+                if let Some(d) = dispatches(&book.submit(r, t0)).pop() {
+                    current = Some(d);
+                }
+            }
+        }
+        let mut order = Vec::new();
+        for n in 1..=12 {
+            let d = current.take().expect("a turn runs");
+            let next = finish(&mut book, &d, t0 + Duration::from_millis(n));
+            current = next.into_iter().next();
+            let name = current.as_ref().expect("more waiting").0.clone();
+            order.push(name.trim_end_matches(char::is_numeric).to_string());
+        }
+        // The light client, new to the pool, goes first once; from then on the shares hold.
+        let heavy_turns = order[3..].iter().filter(|n| *n == "heavy").count();
+        assert_eq!(heavy_turns, 6, "twice the light client's share: {order:?}");
+        assert!(
+            order.windows(3).all(|w| w.iter().any(|n| n == "light")),
+            "interleaved, not in runs: {order:?}"
+        );
+    }
+
+    #[test]
+    fn a_client_back_from_idle_goes_next_but_banks_no_credit() {
+        let t0 = Instant::now();
+        let key = PoolKey::default_pool();
+        let mut book = warm(1, 64, t0);
+        let (a, b) = (client("a", 1), client("b", 1));
+        let mut rxs = Vec::new();
+        let mut current = None;
+        for i in 0..8 {
+            let (r, rx) = request_of(&format!("a{i}"), &key, a.clone());
+            rxs.push(rx);
+            current = current.or(dispatches(&book.submit(r, t0)).pop());
+        }
+        // `a` alone for a while: three turns.
+        for n in 1..=3 {
+            let d = current.take().expect("a turn runs");
+            current = finish(&mut book, &d, t0 + Duration::from_millis(n)).pop();
+        }
+        for i in 0..3 {
+            let (r, rx) = request_of(&format!("b{i}"), &key, b.clone());
+            rxs.push(rx);
+            assert!(dispatches(&book.submit(r, t0)).is_empty());
+        }
+        let mut order = Vec::new();
+        for n in 4..=8 {
+            let d = current.take().expect("a turn runs");
+            current = finish(&mut book, &d, t0 + Duration::from_millis(n)).pop();
+            order.push(current.as_ref().expect("more waiting").0.clone());
+        }
+        assert_eq!(
+            order,
+            ["b0", "a4", "b1", "a5", "b2"],
+            "served in turn, not b's in a row"
+        );
+    }
+
+    #[test]
+    fn a_client_at_its_caps_waits_then_is_refused_while_others_pass() {
+        let t0 = Instant::now();
+        let key = PoolKey::default_pool();
+        let mut book = warm(2, 64, t0);
+        let capped = Arc::new(Client {
+            id: ClientId::named("capped"),
+            max_concurrent: Some(1),
+            max_queued: Some(1),
+            ..Client::default()
+        });
+        let (r1, _rx1) = request_of("c1", &key, capped.clone());
+        let first = dispatches(&book.submit(r1, t0));
+        assert_eq!(first.len(), 1);
+        let (r2, _rx2) = request_of("c2", &key, capped.clone());
+        let a = book.submit(r2, t0);
+        assert!(
+            dispatches(&a).is_empty(),
+            "at max_concurrent: waits, a process idle: {a:?}"
+        );
+        assert!(
+            spawned(&a).is_empty(),
+            "and starts no process for it: {a:?}"
+        );
+        let (r3, _rx3) = request_of("c3", &key, capped.clone());
+        match book.submit(r3, t0).as_slice() {
+            [Action::Fail {
+                error:
+                    ServeError::ClientOverLimit {
+                        client,
+                        running: 1,
+                        queued: 1,
+                        ..
+                    },
+                ..
+            }] => assert_eq!(client, "capped"),
+            other => panic!("expected a refusal by the client's caps: {other:?}"),
+        }
+        let (other, _rxo) = request_of("o1", &key, client("other", 1));
+        assert_eq!(dispatches(&book.submit(other, t0)).len(), 1, "others pass");
+        let next = finish(&mut book, &first[0], t0 + Duration::from_millis(5));
+        assert_eq!(next[0].0, "c2", "its own turn ended: the waiting one runs");
+    }
+
+    #[test]
+    fn a_full_queue_pushes_out_the_floods_newest_for_a_quieter_client() {
+        let t0 = Instant::now();
+        let key = PoolKey::default_pool();
+        let mut book = warm(1, 3, t0);
+        let flood = client("flood", 1);
+        let mut rxs = Vec::new();
+        for i in 0..4 {
+            let (r, rx) = request_of(&format!("f{i}"), &key, flood.clone());
+            rxs.push(rx);
+            book.submit(r, t0);
+        }
+        let (q1, _q1rx) = request_of("q1", &key, client("quiet", 1));
+        let a = book.submit(q1, t0);
+        let pushed: Vec<&str> = a
+            .iter()
+            .filter_map(|a| match a {
+                Action::Fail {
+                    request,
+                    error: ServeError::PoolSaturated { .. },
+                } => Some(request.request_id.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(pushed, ["f3"], "the flood's newest makes room: {a:?}");
+        assert!(
+            a.iter().any(|a| matches!(a, Action::Queued { .. })),
+            "{a:?}"
+        );
+        // Now the flood has 2 waiting and the quiet client 1: a second quiet request would leave
+        // them even, so it is refused instead.
+        let (q2, _q2rx) = request_of("q2", &key, client("quiet", 1));
+        let a = book.submit(q2, t0);
+        assert!(
+            matches!(a.as_slice(), [Action::Fail { error: ServeError::PoolSaturated { .. }, request }] if request.request_id == "q2"),
+            "{a:?}"
+        );
+    }
+}

@@ -68,10 +68,23 @@ pub struct PoolStatus {
     pub draining: bool,
     pub limits: PoolLimitsView,
     pub queued: usize,
+    /// The clients with requests waiting for or running in this pool, most waiting first.
+    pub clients: Vec<ClientQueue>,
     pub counters: Counters,
     pub latency_ms: Latency,
     pub recent_errors: Vec<RecentError>,
     pub processes: Vec<ProcessStatus>,
+}
+
+/// One client's share of a pool right now.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ClientQueue {
+    /// The client's name or key hash (`key-1a2b3c4d`), or `addr-<ip>` on a server without keys.
+    pub client: String,
+    pub queued: usize,
+    pub running: usize,
+    /// How long its oldest waiting request has waited.
+    pub oldest_wait_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -107,6 +120,8 @@ pub struct ProcessStatus {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RequestStatus {
     pub id: String,
+    /// Who sent it: a name or key hash, or `addr-<ip>` on a server without keys.
+    pub client: String,
     pub dialect: String,
     pub model: String,
     pub pool: String,

@@ -6,6 +6,7 @@
 pub mod admin;
 mod balance;
 mod dispatch;
+mod fair;
 pub mod handle;
 pub mod messages;
 pub mod pool;
@@ -175,6 +176,11 @@ impl SessionSupervisor {
         let m = &self.metrics;
         m.pool_processes.reset();
         m.pool_queued.reset();
+        m.client_queued.reset();
+        for waiting in self.book.pools.values().flat_map(|p| p.queue.iter()) {
+            let client = waiting.request.meta.client.id.as_str();
+            m.client_queued.with_label_values(&[client]).inc();
+        }
         for slot in self.book.processes.values() {
             let pool = slot
                 .pool
@@ -221,10 +227,18 @@ impl SessionSupervisor {
                     process,
                     turn,
                     request,
-                } => match self.addrs.get(&process) {
-                    Some(addr) => addr.do_send(RunTurn { turn, request }),
-                    None => fail(request.events, unavailable("the chosen process is gone")),
-                },
+                    waited,
+                } => {
+                    let client = request.meta.client.id.as_str();
+                    self.metrics
+                        .client_queue_wait
+                        .with_label_values(&[client])
+                        .observe(waited.as_secs_f64());
+                    match self.addrs.get(&process) {
+                        Some(addr) => addr.do_send(RunTurn { turn, request }),
+                        None => fail(request.events, unavailable("the chosen process is gone")),
+                    }
+                }
                 Action::Spawn {
                     process,
                     backend,
@@ -248,6 +262,9 @@ impl SessionSupervisor {
                     }
                 }
                 Action::Fail { request, error } => {
+                    if let ServeError::ClientOverLimit { client, .. } = &error {
+                        self.metrics.client_limited(client, "cap");
+                    }
                     log::info!("request {}: refused: {error}", request.request_id);
                     fail(request.events, error);
                 }

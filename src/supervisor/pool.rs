@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::fair::FairShare;
 use super::stats::PoolStats;
 use crate::config::{Backend, PoolSettings};
 use crate::error::ServeError;
@@ -131,7 +132,10 @@ pub struct Waiting {
 /// Per-pool queue, statistics and the operators' settings.
 #[derive(Debug, Default)]
 pub struct PoolQueue {
+    /// Every waiting request in arrival order; which one a free process takes is
+    /// [`FairShare`]'s choice.
     pub queue: VecDeque<Waiting>,
+    pub fair: FairShare,
     pub stats: PoolStats,
     /// Drained by an operator: finishes in-flight turns, starts nothing new.
     pub draining: bool,
@@ -143,11 +147,13 @@ pub struct PoolQueue {
 /// What the supervisor must do after an event.
 #[derive(Debug)]
 pub enum Action {
-    /// Give `request` to process `process` as `turn` (already counted in its occupants).
+    /// Give `request` to process `process` as `turn` (already counted in its occupants), after it
+    /// `waited` in the queue.
     Dispatch {
         process: u64,
         turn: TurnId,
         request: TurnRequest,
+        waited: Duration,
     },
     /// Start process `process` of `backend` (already in the book as `Starting`), bound to `pool`
     /// at once, or a spare when `pool` is `None`.
@@ -228,11 +234,12 @@ impl Book {
         self.pools.entry(PoolKey::default_of(backend)).or_default();
     }
 
-    fn retry_after(&self) -> Duration {
+    pub(super) fn retry_after(&self) -> Duration {
         Duration::from_secs(self.limits.queue_timeout_secs.clamp(1, 10))
     }
 
-    /// A new request: dispatched to an idle process, queued, or refused when the queue is full.
+    /// A new request: dispatched to an idle process, queued, or refused when the queue is full or
+    /// its client holds as much as its limits allow.
     pub fn submit(&mut self, request: TurnRequest, now: Instant) -> Vec<Action> {
         let key = request.pool.clone();
         if self.pools.get(&key).is_some_and(|p| p.draining) {
@@ -244,12 +251,28 @@ impl Book {
             };
             return vec![Action::Fail { request, error }];
         }
-        if let Some(wait) = self.reuse_wait(&key, now) {
-            return self.enqueue(request, now, Some(wait));
+        let client = request.meta.client.clone();
+        let held = self.holding(&client.id);
+        let may_run = client.max_concurrent.is_none_or(|cap| held.running < cap);
+        let may_wait = client.max_queued.is_none_or(|cap| held.queued < cap);
+        if may_run {
+            if let Some(wait) = self.reuse_wait(&key, now).filter(|_| may_wait) {
+                return self.enqueue(request, now, Some(wait));
+            }
+            if let Some(id) = self.free_process(&key) {
+                return vec![self.dispatch(id, request, now, Duration::ZERO)];
+            }
         }
-        if let Some(id) = self.free_process(&key) {
-            return vec![self.dispatch(id, request, now)];
+        if !may_wait {
+            let error = self.over_limit(&key, &client, held);
+            return vec![Action::Fail { request, error }];
         }
+        self.queue_or_refuse(request, now)
+    }
+
+    /// `request` must wait: queued, unless its backend cannot start or the queue is full.
+    fn queue_or_refuse(&mut self, request: TurnRequest, now: Instant) -> Vec<Action> {
+        let key = request.pool.clone();
         let processes = self.live_in(&key);
         if processes == 0 && self.refill_paused_until.is_some_and(|t| now < t) {
             let reason = self.last_start_error.clone().unwrap_or_default();
@@ -267,17 +290,25 @@ impl Book {
         let max_queue = self.limits.max_queue;
         let pool = self.pools.entry(key.clone()).or_default();
         pool.queue.retain(|w| !w.request.events.is_closed());
+        let mut actions = Vec::new();
         if pool.queue.len() >= max_queue && !warming {
-            pool.stats.counters.refused += 1;
-            let error = ServeError::PoolSaturated {
-                pool: key.name(),
-                processes,
-                queued: pool.queue.len(),
-                retry_after: self.retry_after(),
-            };
-            return vec![Action::Fail { request, error }];
+            match self.push_out(&key, &request.meta.client.id) {
+                Some(pushed) => actions.push(pushed),
+                None => {
+                    let pool = self.pools.entry(key.clone()).or_default();
+                    pool.stats.counters.refused += 1;
+                    let error = ServeError::PoolSaturated {
+                        pool: key.name(),
+                        processes,
+                        queued: pool.queue.len(),
+                        retry_after: self.retry_after(),
+                    };
+                    return vec![Action::Fail { request, error }];
+                }
+            }
         }
-        self.enqueue(request, now, None)
+        actions.extend(self.enqueue(request, now, None));
+        actions
     }
 
     /// The queue timeout of `ticket` expired: refuse it if it is still waiting.

@@ -24,9 +24,18 @@ pub(crate) fn request(
     id: &str,
     pool: &PoolKey,
 ) -> (TurnRequest, mpsc::UnboundedReceiver<TurnEvent>) {
+    request_of(id, pool, Arc::default())
+}
+
+/// A request of `client` (with its limits).
+pub(crate) fn request_of(
+    id: &str,
+    pool: &PoolKey,
+    client: Arc<crate::limits::Client>,
+) -> (TurnRequest, mpsc::UnboundedReceiver<TurnEvent>) {
     let (events, rx) = mpsc::unbounded_channel();
     let req = TurnRequest {
-        meta: Default::default(),
+        meta: Arc::new(RequestMeta::for_client(client)),
         submitted: Instant::now(),
         request_id: id.into(),
         pool: pool.clone(),

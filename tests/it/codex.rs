@@ -243,13 +243,30 @@ async fn a_hung_codex_turn_gets_the_process_killed_and_replaced() {
     let pid = codex_processes(&server).await[0]["pid"]
         .as_u64()
         .expect("pid");
+    let sent = std::time::Instant::now();
     server
         .messages(user_of("gpt-5", "FAKE_HANG"))
         .await
         .anthropic_error(504, "timeout_error");
+    // The client hears of the timeout at the timeout; the process, which ignores the
+    // interrupt, is killed `interrupt_grace` later and replaced.
+    assert!(sent.elapsed() < std::time::Duration::from_millis(1900));
+    let start = std::time::Instant::now();
+    while codex_processes(&server)
+        .await
+        .first()
+        .and_then(|p| p["pid"].as_u64())
+        == Some(pid)
+    {
+        assert!(
+            start.elapsed().as_secs() < 10,
+            "the hung process was not replaced"
+        );
+        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(!pid_alive(pid));
     let after = server.messages(user_of("gpt-5", "after")).await;
     assert_eq!(after.status, 200, "{}", after.raw);
-    assert_ne!(codex_processes(&server).await[0]["pid"].as_u64(), Some(pid));
     server.stop().await;
 }
 

@@ -10,6 +10,7 @@ mod fake_cli;
 mod fakes;
 mod gemini;
 mod integrity;
+mod limits;
 mod native;
 mod openai;
 mod real_cli;
