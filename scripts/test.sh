@@ -7,7 +7,7 @@
 #   - the chaos suite (tests/chaos/run.py): one line of figures per scenario
 #   - the official Python and Node SDKs against a running server
 #   - Debian's chromium, for the dashboard test, and nginx (with its njs module), for the tests
-#     behind a reverse proxy (installed when missing)
+#     behind a reverse proxy and the cluster test (installed when missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -37,7 +37,7 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 chromium --version
 
-step "nginx (Debian package) for the reverse-proxy tests"
+step "nginx (Debian package, with njs) for the reverse-proxy and cluster tests"
 if ! dpkg -s nginx libnginx-mod-http-js >/dev/null 2>&1; then
   sudo_if_needed apt-get update -qq
   DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq nginx libnginx-mod-http-js >/dev/null

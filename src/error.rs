@@ -103,6 +103,9 @@ pub enum ServeError {
     CancelledByAdmin,
     #[error("pool {pool} is draining and takes no new requests; retry later")]
     PoolDraining { pool: String, retry_after: Duration },
+    /// An operator took this instance out of rotation (`POST /admin/instance/drain`).
+    #[error("this instance is drained by an operator and takes no new turns; retry (through the load balancer, another instance answers)")]
+    InstanceDrained { retry_after: Duration },
     #[error("the server is shutting down")]
     ShuttingDown,
     #[error("the session supervisor did not answer in time")]

@@ -176,7 +176,8 @@ pub async fn requests(
     Ok(HttpResponse::Ok().json(RequestsResponse { requests }))
 }
 
-/// Out of the load balancer's rotation: `/ready` answers 503 until resumed.
+/// Out of the load balancer's rotation: `/ready` answers 503 and new turns are refused with a
+/// 503 (running turns finish) until resumed.
 #[utoipa::path(post, path = "/admin/instance/drain", tag = "admin",
     responses((status = 200, description = "The readiness, now not ready", body = crate::supervisor::messages::Readiness), NativeErrors))]
 pub async fn drain_instance(

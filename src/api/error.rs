@@ -117,7 +117,8 @@ fn anthropic_status(e: &ApiError) -> (StatusCode, &'static str, Option<Duration>
             ),
             ServeError::Cancelled => (S::INTERNAL_SERVER_ERROR, "api_error", None),
             ServeError::CancelledByAdmin => (S::SERVICE_UNAVAILABLE, "api_error", None),
-            ServeError::PoolDraining { retry_after, .. } => (
+            ServeError::PoolDraining { retry_after, .. }
+            | ServeError::InstanceDrained { retry_after } => (
                 S::SERVICE_UNAVAILABLE,
                 "overloaded_error",
                 Some(*retry_after),
@@ -203,7 +204,8 @@ fn openai_status(e: &ApiError) -> OpenAiStatus {
         ApiError::Serve(s) => match s {
             ServeError::PoolSaturated { retry_after, .. }
             | ServeError::QueueTimedOut { retry_after, .. }
-            | ServeError::PoolDraining { retry_after, .. } => server(
+            | ServeError::PoolDraining { retry_after, .. }
+            | ServeError::InstanceDrained { retry_after } => server(
                 S::SERVICE_UNAVAILABLE,
                 Some("overloaded"),
                 Some(*retry_after),

@@ -27,8 +27,9 @@ pub struct GetPoolStatus;
 pub struct GetHealth;
 
 /// Admin → supervisor: take this instance out of a load balancer's rotation (`drain: true`) or
-/// back in. While drained, `/ready` answers 503 and the balancer's health checks send new
-/// conversations elsewhere; requests that still arrive are served. Answers the readiness.
+/// back in. While drained, `/ready` answers 503 and new turns are refused with a 503 that the
+/// balancer retries on another instance (nginx has no active health checks, so the refusal is
+/// what moves the traffic); turns already running finish. Answers the readiness.
 #[derive(Message)]
 #[rtype(result = "Readiness")]
 pub struct DrainInstance {

@@ -43,10 +43,25 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
 /// Whether the supervisor takes new work.
 enum Phase {
     Running,
+    /// Drained by an operator: out of the load balancer's rotation. `/ready` answers 503 and new
+    /// turns are refused with [`ServeError::InstanceDrained`] (a 503 a balancer retries on another
+    /// instance, where the conversation continues from its history); running turns finish and the
+    /// pools stay warm, so [`DrainInstance`] back to `Running` is instant.
+    Drained,
     /// Refusing new work; each sender is answered once the last process has exited.
     ShuttingDown {
         done: Vec<oneshot::Sender<()>>,
     },
+}
+
+impl Phase {
+    /// Whether pools are kept: processes refilled, recycled and handed queued work.
+    fn keeps_pools(&self) -> bool {
+        match self {
+            Phase::Running | Phase::Drained => true,
+            Phase::ShuttingDown { .. } => false,
+        }
+    }
 }
 
 pub struct SessionSupervisor {
@@ -56,8 +71,6 @@ pub struct SessionSupervisor {
     book: Book,
     /// The actor of every process in `book.processes` that was started successfully.
     addrs: HashMap<u64, Addr<CliProcess>>,
-    /// Drained by an operator: out of the load balancer's rotation (`/ready` answers 503).
-    drained: bool,
     /// Private directories of live processes (a CLI's home), removed when the process exits.
     homes: HashMap<u64, PathBuf>,
     phase: Phase,
@@ -96,7 +109,6 @@ impl SessionSupervisor {
             limits,
             addrs: HashMap::new(),
             homes: HashMap::new(),
-            drained: false,
             phase: Phase::Running,
             settings,
             metrics,
@@ -408,7 +420,7 @@ impl Actor for SessionSupervisor {
         let actions = self.book.rebalance(Instant::now());
         self.run(actions, ctx);
         ctx.run_interval(HOUSEKEEPING_EVERY, |act, ctx| {
-            if matches!(act.phase, Phase::Running) {
+            if act.phase.keeps_pools() {
                 let actions = act.book.housekeeping(Instant::now());
                 act.run(actions, ctx);
             }
@@ -420,8 +432,13 @@ impl Handler<Submit> for SessionSupervisor {
     type Result = ();
 
     fn handle(&mut self, Submit(request): Submit, ctx: &mut Self::Context) {
-        if let Phase::ShuttingDown { .. } = self.phase {
-            return fail(request.events, ServeError::ShuttingDown);
+        match self.phase {
+            Phase::Running => {}
+            Phase::Drained => {
+                let retry_after = Duration::from_secs(5);
+                return fail(request.events, ServeError::InstanceDrained { retry_after });
+            }
+            Phase::ShuttingDown { .. } => return fail(request.events, ServeError::ShuttingDown),
         }
         let actions = self.book.submit(request, Instant::now());
         self.run(actions, ctx);
@@ -477,7 +494,7 @@ impl Handler<ProcessNotice> for SessionSupervisor {
                 actions
             }
         };
-        if matches!(self.phase, Phase::Running) {
+        if self.phase.keeps_pools() {
             self.run(actions, ctx);
         }
         self.sync_metrics();
@@ -527,7 +544,7 @@ impl Handler<GetReadiness> for SessionSupervisor {
     fn handle(&mut self, _: GetReadiness, _: &mut Self::Context) -> Self::Result {
         let reasons = match self.phase {
             Phase::ShuttingDown { .. } => vec!["shutting down".to_string()],
-            Phase::Running if self.drained => vec!["drained by an operator".to_string()],
+            Phase::Drained => vec!["drained by an operator".to_string()],
             Phase::Running => self.book.unready_pools(),
         };
         MessageResult(Readiness {
@@ -541,11 +558,18 @@ impl Handler<DrainInstance> for SessionSupervisor {
     type Result = MessageResult<DrainInstance>;
 
     fn handle(&mut self, msg: DrainInstance, ctx: &mut Self::Context) -> Self::Result {
-        log::info!(
-            "instance {} (admin)",
-            if msg.drain { "drained" } else { "resumed" }
-        );
-        self.drained = msg.drain;
+        match (&self.phase, msg.drain) {
+            (Phase::Running, true) => {
+                log::info!("instance drained (admin): refusing new turns, /ready answers 503");
+                self.phase = Phase::Drained;
+            }
+            (Phase::Drained, false) => {
+                log::info!("instance resumed (admin)");
+                self.phase = Phase::Running;
+            }
+            // Already so, or shutting down: nothing to change.
+            (Phase::Running, false) | (Phase::Drained, true) | (Phase::ShuttingDown { .. }, _) => {}
+        }
         MessageResult(<Self as Handler<GetReadiness>>::handle(self, GetReadiness, ctx).0)
     }
 }
@@ -557,7 +581,7 @@ impl Handler<Shutdown> for SessionSupervisor {
         let (tx, rx) = oneshot::channel();
         match &mut self.phase {
             Phase::ShuttingDown { done } => done.push(tx),
-            Phase::Running => {
+            Phase::Running | Phase::Drained => {
                 log::info!(
                     "shutting down {} processes (grace {}s)",
                     self.addrs.len(),

@@ -166,7 +166,7 @@ async fn ready_waits_for_warm_processes_and_early_requests_wait_too() {
 }
 
 #[actix_rt::test]
-async fn every_response_names_its_instance_and_a_drained_instance_is_not_ready() {
+async fn every_response_names_its_instance() {
     let named = TestServer::fake(|s| s.server.instance_name = "node-a".into()).await;
     let reply = named.messages(user("hi")).await;
     assert_eq!(
@@ -202,17 +202,65 @@ async fn every_response_names_its_instance_and_a_drained_instance_is_not_ready()
         Some(host_port),
         "by default host:port as bound"
     );
+    server.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_drained_instance_refuses_new_turns_finishes_running_ones_and_resumes() {
+    let server = TestServer::fake(|_| {}).await;
+    server.wait_idle(1).await;
     assert_eq!(server.get("/ready").await["ready"], true);
+    let url = server.url("/anthropic/v1/messages");
+    let running = actix_rt::spawn(async move {
+        post_json(&url, user("FAKE_SLEEP_800 begun before the drain"), &[]).await
+    });
+    server
+        .wait_for(
+            "the turn running",
+            |r| r["requests"].as_array().map(Vec::len) == Some(1),
+            "/admin/requests",
+        )
+        .await;
+
     let drained = server.post("/admin/instance/drain", json!({})).await;
     assert_eq!(drained.body["ready"], false, "{}", drained.raw);
+    assert_eq!(drained.body["reasons"][0], "drained by an operator");
     let ready = client()
         .get(server.url("/ready"))
         .send()
         .await
         .expect("GET");
     assert_eq!(ready.status(), 503);
-    assert_eq!(server.messages(user("still served")).await.status, 200);
+    // A 503 (what a load balancer retries on another instance), in the route's dialect.
+    let refused = server.messages(user("a new turn")).await;
+    let message = refused.anthropic_error(503, "overloaded_error");
+    assert!(message.contains("drained"), "{message}");
+    assert_eq!(
+        refused.headers.get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"5"[..])
+    );
+    let openai = post_json(
+        &server.url("/openai/v1/chat/completions"),
+        json!({"model": "claude", "messages": [{"role": "user", "content": "x"}]}),
+        &[],
+    )
+    .await;
+    assert_eq!(openai.status, 503, "{}", openai.raw);
+    assert_eq!(openai.body["error"]["code"], "overloaded", "{}", openai.raw);
+
+    let finished = running.await.expect("the running turn");
+    assert_eq!(finished.status, 200, "{}", finished.raw);
+    assert!(finished.text().starts_with("echo: FAKE_SLEEP_800 begun"));
+    // The pools stay warm while drained: resuming needs no cold start.
+    assert_eq!(
+        server.get("/admin/pools").await["pools"][0]["processes"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+
     let resumed = server.post("/admin/instance/resume", json!({})).await;
     assert_eq!(resumed.body["ready"], true, "{}", resumed.raw);
+    assert_eq!(server.messages(user("served again")).await.status, 200);
     server.stop().await;
 }
