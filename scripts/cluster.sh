@@ -19,6 +19,10 @@
 # Needs Debian's nginx and libnginx-mod-http-js (apt-get install nginx libnginx-mod-http-js).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
+if (( BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] < 501 )); then
+  echo "cluster: needs bash 5.1 or later (wait -n -p)" >&2
+  exit 2
+fi
 
 instances=3 port="" config="" binary="" workdir="" ready_timeout=60
 usage() {
@@ -52,6 +56,10 @@ config_args=()
 if [ -n "$config" ]; then
   [ -r "$config" ] || { echo "cluster: cannot read $config" >&2; exit 2; }
   config_args=(--config "$(cd "$(dirname "$config")" && pwd)/$(basename "$config")")
+fi
+if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+  echo "cluster: 127.0.0.1:$port is already in use" >&2
+  exit 2
 fi
 nginx="$(command -v nginx || echo /usr/sbin/nginx)"
 [ -x "$nginx" ] || { echo "cluster: nginx is missing: apt-get install nginx libnginx-mod-http-js" >&2; exit 2; }
