@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::support::*;
 
@@ -20,17 +20,6 @@ async fn codex_server(
         tweak(s);
     })
     .await
-}
-
-async fn codex_processes(server: &TestServer) -> Vec<Value> {
-    let pools = server.get("/admin/pools").await;
-    pools["pools"]
-        .as_array()
-        .expect("pools")
-        .iter()
-        .filter(|p| p["backend"] == "codex")
-        .flat_map(|p| p["processes"].as_array().cloned().unwrap_or_default())
-        .collect()
 }
 
 #[actix_rt::test]
@@ -106,17 +95,7 @@ async fn both_dialects_stream_codex_answers() {
         )
         .await;
     assert_eq!(reply.status, 200, "{}", reply.raw);
-    let chunks: Vec<Value> = reply
-        .raw
-        .split("\n\n")
-        .filter_map(|f| f.strip_prefix("data: "))
-        .filter(|d| *d != "[DONE]")
-        .map(|d| serde_json::from_str(d).expect("chunk"))
-        .collect();
-    let text: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
+    let text = openai_stream_text(&reply.raw);
     assert!(
         text.starts_with("echo: oa |") && text.contains("system: S"),
         "{text}"
@@ -169,7 +148,7 @@ async fn eight_conversations_share_one_process_without_seeing_each_other() {
             );
         }
     }
-    let procs = codex_processes(&server).await;
+    let procs = server.processes_of("codex").await;
     assert_eq!(procs.len(), 1, "{procs:?}");
     server
         .wait_for(
@@ -186,7 +165,7 @@ async fn a_timed_out_codex_turn_is_interrupted_and_the_process_kept() {
     let server = codex_server(4, |s| s.server.request_timeout_secs = 1).await;
     let first = server.messages(user_of("gpt-5", "warm")).await;
     assert_eq!(first.status, 200, "{}", first.raw);
-    let pid = codex_processes(&server).await[0]["pid"].clone();
+    let pid = server.processes_of("codex").await[0]["pid"].clone();
     server
         .messages(user_of("gpt-5", "FAKE_SLEEP_5000"))
         .await
@@ -198,7 +177,7 @@ async fn a_timed_out_codex_turn_is_interrupted_and_the_process_kept() {
         after.raw
     );
     assert_eq!(
-        codex_processes(&server).await[0]["pid"],
+        server.processes_of("codex").await[0]["pid"],
         pid,
         "interrupted, not killed"
     );
@@ -210,7 +189,7 @@ async fn a_crash_fails_the_turns_of_that_process_and_it_is_replaced() {
     let server = codex_server(4, |_| {}).await;
     let first = server.messages(user_of("gpt-5", "warm")).await;
     assert_eq!(first.status, 200, "{}", first.raw);
-    let pid = codex_processes(&server).await[0]["pid"]
+    let pid = server.processes_of("codex").await[0]["pid"]
         .as_u64()
         .expect("pid");
     let url = server.url("/anthropic/v1/messages");
@@ -227,7 +206,7 @@ async fn a_crash_fails_the_turns_of_that_process_and_it_is_replaced() {
     b.anthropic_error(502, "api_error");
     let after = server.messages(user_of("gpt-5", "after")).await;
     assert_eq!(after.status, 200, "{}", after.raw);
-    let new_pid = codex_processes(&server).await[0]["pid"]
+    let new_pid = server.processes_of("codex").await[0]["pid"]
         .as_u64()
         .expect("pid");
     assert_ne!(new_pid, pid);
@@ -240,7 +219,7 @@ async fn a_hung_codex_turn_gets_the_process_killed_and_replaced() {
     let server = codex_server(4, |s| s.server.request_timeout_secs = 1).await;
     let first = server.messages(user_of("gpt-5", "warm")).await;
     assert_eq!(first.status, 200, "{}", first.raw);
-    let pid = codex_processes(&server).await[0]["pid"]
+    let pid = server.processes_of("codex").await[0]["pid"]
         .as_u64()
         .expect("pid");
     let sent = std::time::Instant::now();
@@ -252,7 +231,8 @@ async fn a_hung_codex_turn_gets_the_process_killed_and_replaced() {
     // interrupt, is killed `interrupt_grace` later and replaced.
     assert!(sent.elapsed() < std::time::Duration::from_millis(1900));
     let start = std::time::Instant::now();
-    while codex_processes(&server)
+    while server
+        .processes_of("codex")
         .await
         .first()
         .and_then(|p| p["pid"].as_u64())

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::support::*;
 
@@ -20,17 +20,6 @@ async fn gemini_server(
         tweak(s);
     })
     .await
-}
-
-async fn gemini_processes(server: &TestServer) -> Vec<Value> {
-    let pools = server.get("/admin/pools").await;
-    pools["pools"]
-        .as_array()
-        .expect("pools")
-        .iter()
-        .filter(|p| p["backend"] == "gemini")
-        .flat_map(|p| p["processes"].as_array().cloned().unwrap_or_default())
-        .collect()
 }
 
 /// Chat files the CLI keeps under the server's state directory.
@@ -139,7 +128,7 @@ async fn conversations_share_one_gemini_process_without_seeing_each_other() {
             assert!(!text.contains(&format!("-{j} ")), "{i} saw {j}: {text}");
         }
     }
-    assert_eq!(gemini_processes(&server).await.len(), 1);
+    assert_eq!(server.processes_of("gemini").await.len(), 1);
     server.stop().await;
 }
 
@@ -148,7 +137,7 @@ async fn a_gemini_process_is_recycled_after_its_sessions() {
     let server = gemini_server(2, |s| s.backends.gemini.max_sessions_per_process = 3).await;
     let first = server.messages(user_of("gemini-2.5-flash", "one")).await;
     assert_eq!(first.status, 200, "{}", first.raw);
-    let pid = gemini_processes(&server).await[0]["pid"]
+    let pid = server.processes_of("gemini").await[0]["pid"]
         .as_u64()
         .expect("pid");
     for n in 0..3 {
@@ -177,7 +166,7 @@ async fn gemini_timeouts_crashes_and_errors_are_clean() {
     let server = gemini_server(4, |s| s.server.request_timeout_secs = 1).await;
     let first = server.messages(user_of("gemini-2.5-flash", "warm")).await;
     assert_eq!(first.status, 200, "{}", first.raw);
-    let pid = gemini_processes(&server).await[0]["pid"]
+    let pid = server.processes_of("gemini").await[0]["pid"]
         .as_u64()
         .expect("pid");
     server
@@ -187,7 +176,7 @@ async fn gemini_timeouts_crashes_and_errors_are_clean() {
     let after = server.messages(user_of("gemini-2.5-flash", "after")).await;
     assert!(after.text().starts_with("echo: after |"), "{}", after.raw);
     assert_eq!(
-        gemini_processes(&server).await[0]["pid"].as_u64(),
+        server.processes_of("gemini").await[0]["pid"].as_u64(),
         Some(pid),
         "cancelled, not killed"
     );

@@ -14,14 +14,6 @@ fn sse_text(events: &[(String, Value)]) -> String {
         .collect()
 }
 
-fn openai_chunks(raw: &str) -> Vec<Value> {
-    raw.split("\n\n")
-        .filter_map(|f| f.strip_prefix("data: "))
-        .filter(|d| *d != "[DONE]")
-        .map(|d| serde_json::from_str(d).expect("chunk JSON"))
-        .collect()
-}
-
 #[actix_rt::test]
 async fn a_restart_after_partial_text_ends_the_stream_with_an_error_in_each_dialect() {
     let server = TestServer::fake(|_| {}).await;

@@ -59,18 +59,6 @@ fn items(body: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn codex_pids(server: &TestServer) -> Vec<u64> {
-    let pools = server.get("/admin/pools").await;
-    pools["pools"]
-        .as_array()
-        .expect("pools")
-        .iter()
-        .filter(|p| p["backend"] == "codex")
-        .flat_map(|p| p["processes"].as_array().cloned().unwrap_or_default())
-        .filter_map(|p| p["pid"].as_u64())
-        .collect()
-}
-
 #[actix_rt::test]
 async fn system_prompt_and_history_reach_the_upstream_in_both_dialects() {
     let server = real_codex(|_| {}).await;
@@ -122,18 +110,7 @@ async fn system_prompt_and_history_reach_the_upstream_in_both_dialects() {
         )
         .await;
     assert_eq!(reply.status, 200, "{}", reply.raw);
-    let text: String = reply
-        .raw
-        .split("\n\n")
-        .filter_map(|f| f.strip_prefix("data: "))
-        .filter(|d| *d != "[DONE]")
-        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .filter_map(|c| {
-            c["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(String::from)
-        })
-        .collect();
+    let text = openai_stream_text(&reply.raw);
     assert_eq!(text, format!("MOCK_OK: stream {t2}"));
     server.stop().await;
 }
@@ -158,7 +135,7 @@ async fn concurrent_conversations_share_one_real_process() {
         assert_eq!(reply.text(), format!("MOCK_OK: SLOW {t}"));
     }
     assert_eq!(
-        codex_pids(&server).await.len(),
+        server.pids_of("codex").await.len(),
         1,
         "one process served all four"
     );
@@ -174,7 +151,7 @@ async fn timeout_kill_and_disconnect_leave_a_working_pool() {
     .await;
     let warm = server.messages(user_of("gpt-5", &token())).await;
     assert_eq!(warm.status, 200, "{}", warm.raw);
-    let pid = codex_pids(&server).await[0];
+    let pid = server.pids_of("codex").await[0];
     // A stalled upstream: the server's own timer interrupts the turn.
     server
         .messages(user_of("gpt-5", &format!("HANG {}", token())))
@@ -183,7 +160,11 @@ async fn timeout_kill_and_disconnect_leave_a_working_pool() {
     let t = token();
     let after = server.messages(user_of("gpt-5", &t)).await;
     assert_eq!(after.text(), format!("MOCK_OK: {t}"), "{}", after.raw);
-    assert_eq!(codex_pids(&server).await, [pid], "interrupted, not killed");
+    assert_eq!(
+        server.pids_of("codex").await,
+        [pid],
+        "interrupted, not killed"
+    );
 
     // A client that goes away mid-stream.
     let mut body = user_of("gpt-5", &format!("SLOW {}", token()));
@@ -214,7 +195,7 @@ async fn timeout_kill_and_disconnect_leave_a_working_pool() {
     let t = token();
     let after = server.messages(user_of("gpt-5", &t)).await;
     assert_eq!(after.text(), format!("MOCK_OK: {t}"), "{}", after.raw);
-    assert_ne!(codex_pids(&server).await, [pid]);
+    assert_ne!(server.pids_of("codex").await, [pid]);
     server.stop().await;
 }
 

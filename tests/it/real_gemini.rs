@@ -62,18 +62,6 @@ fn contents(body: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn gemini_pids(server: &TestServer) -> Vec<u64> {
-    let pools = server.get("/admin/pools").await;
-    pools["pools"]
-        .as_array()
-        .expect("pools")
-        .iter()
-        .filter(|p| p["backend"] == "gemini")
-        .flat_map(|p| p["processes"].as_array().cloned().unwrap_or_default())
-        .filter_map(|p| p["pid"].as_u64())
-        .collect()
-}
-
 #[actix_rt::test]
 async fn system_prompt_history_and_model_reach_the_upstream() {
     let server = real_gemini(|_| {}).await;
@@ -128,18 +116,7 @@ async fn system_prompt_history_and_model_reach_the_upstream() {
                 "messages": [{"role": "user", "content": format!("stream {t2}")}]}),
         )
         .await;
-    let text: String = reply
-        .raw
-        .split("\n\n")
-        .filter_map(|f| f.strip_prefix("data: "))
-        .filter(|d| *d != "[DONE]")
-        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .filter_map(|c| {
-            c["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(String::from)
-        })
-        .collect();
+    let text = openai_stream_text(&reply.raw);
     assert_eq!(text, format!("MOCK_OK: stream {t2}"), "{}", reply.raw);
     server.stop().await;
 }
@@ -185,7 +162,7 @@ async fn timeout_kill_and_upstream_errors_leave_a_working_pool() {
     .await;
     let warm = server.messages(user_of("gemini-2.5-flash", &token())).await;
     assert_eq!(warm.status, 200, "{}", warm.raw);
-    let pid = gemini_pids(&server).await[0];
+    let pid = server.pids_of("gemini").await[0];
     server
         .messages(user_of("gemini-2.5-flash", &format!("HANG {}", token())))
         .await
@@ -197,7 +174,11 @@ async fn timeout_kill_and_upstream_errors_leave_a_working_pool() {
     let t = token();
     let after = server.messages(user_of("gemini-2.5-flash", &t)).await;
     assert_eq!(after.text(), format!("MOCK_OK: {t}"), "{}", after.raw);
-    assert_eq!(gemini_pids(&server).await, [pid], "cancelled, not killed");
+    assert_eq!(
+        server.pids_of("gemini").await,
+        [pid],
+        "cancelled, not killed"
+    );
 
     let url = server.url("/anthropic/v1/messages");
     let busy = actix_rt::spawn(async move {

@@ -80,18 +80,7 @@ async fn openai_stop_ends_the_answer_with_finish_reason_stop() {
     let body = json!({"model": "claude", "stream": true, "stop": ["gamma", "x"],
         "messages": [{"role": "user", "content": "alpha beta gamma"}]});
     let reply = server.post("/openai/v1/chat/completions", body).await;
-    let text: String = reply
-        .raw
-        .split("\n\n")
-        .filter_map(|f| f.strip_prefix("data: "))
-        .filter(|d| *d != "[DONE]")
-        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .filter_map(|c| {
-            c["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(String::from)
-        })
-        .collect();
+    let text = openai_stream_text(&reply.raw);
     assert_eq!(text, "echo: alpha beta ");
     let too_many = json!({"model": "claude", "stop": ["a", "b", "c", "d", "e"],
         "messages": [{"role": "user", "content": "x"}]});

@@ -131,6 +131,24 @@ impl TestServer {
             .collect()
     }
 
+    /// The processes of `backend`'s pools from `/admin/pools`.
+    pub async fn processes_of(&self, backend: &str) -> Vec<Value> {
+        let pools = self.get("/admin/pools").await;
+        pools["pools"]
+            .as_array()
+            .expect("pools")
+            .iter()
+            .filter(|p| p["backend"] == backend)
+            .flat_map(|p| p["processes"].as_array().cloned().unwrap_or_default())
+            .collect()
+    }
+
+    /// The pids of `backend`'s processes.
+    pub async fn pids_of(&self, backend: &str) -> Vec<u64> {
+        let procs = self.processes_of(backend).await;
+        procs.iter().filter_map(|p| p["pid"].as_u64()).collect()
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> Reply {
         post_json(&self.url(path), body, &[]).await
     }
@@ -225,6 +243,23 @@ pub fn streaming(text: &str) -> Value {
     let mut b = user(text);
     b["stream"] = Value::Bool(true);
     b
+}
+
+/// The chunks of a Chat Completions stream, `[DONE]` left out; every one must be JSON.
+pub fn openai_chunks(raw: &str) -> Vec<Value> {
+    raw.split("\n\n")
+        .filter_map(|f| f.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).expect("chunk JSON"))
+        .collect()
+}
+
+/// The text a Chat Completions stream delivered.
+pub fn openai_stream_text(raw: &str) -> String {
+    openai_chunks(raw)
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect()
 }
 
 /// Parses a complete SSE body into (event, data) pairs.
