@@ -103,7 +103,7 @@ fn request_id_from(req: &ServiceRequest) -> String {
 
 /// Middleware on every route: assigns the request id (header `request-id` on Anthropic routes,
 /// `x-request-id` elsewhere), names the client, checks access ([`access::check`]) and the
-/// client's rate ([`admit`]), and after the answer writes the request's one log line and its
+/// client's rate (`admit`), and after the answer writes the request's one log line and its
 /// metrics.
 pub async fn edge(
     req: ServiceRequest,

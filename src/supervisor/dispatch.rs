@@ -56,7 +56,7 @@ impl Book {
     }
 
     /// Gives waiting requests of `key` to its free processes, in the order
-    /// [`Book::pop_waiting`] picks them (fair among clients).
+    /// `Book::pop_waiting` picks them (fair among clients).
     pub fn assign(&mut self, key: &PoolKey, now: Instant) -> Vec<Action> {
         let mut actions = Vec::new();
         while let Some(id) = self.free_process(key) {

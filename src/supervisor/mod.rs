@@ -1,13 +1,16 @@
 //! The session supervisor: the one owner of every pool, queue and process. HTTP handlers reach it
 //! through [`SupervisorHandle`]; processes report to it with [`ProcessNotice`]s. Its decisions are
 //! made by the pure [`pool::Book`]; this module only carries them out (start, bind, dispatch,
-//! retire, refuse) and keeps the actor addresses.
+//! retire, refuse) and keeps the actor addresses. `launch` starts processes (each backend's spawn
+//! spec and driver); `health` answers liveness, readiness and the operator's instance drain.
 
 pub mod admin;
 mod balance;
 mod dispatch;
 mod fair;
 pub mod handle;
+mod health;
+mod launch;
 pub mod messages;
 pub mod pool;
 pub mod stats;
@@ -23,14 +26,9 @@ use tokio::sync::oneshot;
 use crate::config::{Backend, Settings};
 use crate::error::ServeError;
 use crate::metrics::Metrics;
-use crate::process::driver::claude::ClaudeDriver;
-use crate::process::driver::codex::CodexDriver;
-use crate::process::driver::gemini::GeminiDriver;
-use crate::process::driver::Driver;
-use crate::process::spawn::{self, GeminiPaths, SpawnSpec};
+use crate::process::spawn::{self, SpawnSpec};
 use crate::process::{
-    Bind, CliProcess, Interrupt, Kill, Probe, ProcessEvent, ProcessLimits, ProcessNotice, Retire,
-    RunTurn,
+    Bind, CliProcess, Interrupt, Kill, ProcessEvent, ProcessLimits, ProcessNotice, Retire, RunTurn,
 };
 use crate::protocol::{PoolKey, TurnEvent};
 pub use handle::SupervisorHandle;
@@ -113,67 +111,6 @@ impl SessionSupervisor {
             settings,
             metrics,
             reported: HashMap::new(),
-        }
-    }
-
-    /// The book, serving every installed backend besides Claude Code.
-    fn book(settings: &Settings, installed: &BTreeMap<Backend, Option<PathBuf>>) -> Book {
-        let mut book = Book::new(settings.pool.clone());
-        let found = |b: Backend| installed.get(&b).is_some_and(Option::is_some);
-        let (codex, gemini) = (&settings.backends.codex, &settings.backends.gemini);
-        if found(Backend::Codex) {
-            book.serve(
-                Backend::Codex,
-                codex.conversations_per_process,
-                codex.min_idle,
-            );
-        }
-        if found(Backend::Gemini) {
-            book.serve(
-                Backend::Gemini,
-                gemini.conversations_per_process,
-                gemini.min_idle,
-            );
-        }
-        book
-    }
-
-    /// How process `id` of `backend` is started, and the driver that speaks its protocol.
-    fn launch(
-        &self,
-        id: u64,
-        backend: Backend,
-        pool: Option<&PoolKey>,
-    ) -> (SpawnSpec, Box<dyn Driver>) {
-        let b = &self.settings.backends;
-        let state_dir = &self.settings.server.state_dir;
-        match backend {
-            Backend::Claude => {
-                let spec = match pool {
-                    Some(key) => self.spec.for_pool(key, &self.settings.profiles.agentic),
-                    None => self.spec.clone(),
-                };
-                let driver = ClaudeDriver::new(id, b.claude.default_model.clone());
-                (spec, Box::new(driver))
-            }
-            Backend::Codex => {
-                let program = self.installed.get(&backend).cloned().flatten();
-                let program = program.unwrap_or_else(|| PathBuf::from(&b.codex.command));
-                let spec = SpawnSpec::codex(&b.codex, &program, state_dir, id);
-                let driver = CodexDriver::new(
-                    b.codex.conversations_per_process,
-                    b.codex.base_instructions.clone(),
-                );
-                (spec, Box::new(driver))
-            }
-            Backend::Gemini => {
-                let mut spec = SpawnSpec::gemini(&b.gemini, state_dir, id);
-                if let Some(Some(program)) = self.installed.get(&backend) {
-                    spec.program.clone_from(program);
-                }
-                let params = GeminiPaths::new(state_dir, id).driver_params(&b.gemini, &spec);
-                (spec, Box::new(GeminiDriver::new(id, params)))
-            }
         }
     }
 
@@ -313,57 +250,6 @@ impl SessionSupervisor {
         }
     }
 
-    fn start_process(
-        &mut self,
-        id: u64,
-        backend: Backend,
-        pool: Option<PoolKey>,
-        ctx: &mut Context<Self>,
-    ) {
-        let (spec, driver) = self.launch(id, backend, pool.as_ref());
-        if let Some(home) = &spec.fresh_dir {
-            self.homes.insert(id, home.clone());
-        }
-        match spec.spawn() {
-            Ok((io, pid)) => {
-                self.book.started(id, pid);
-                let addr = CliProcess::start(
-                    id,
-                    io,
-                    backend.name(),
-                    driver,
-                    self.limits,
-                    ctx.address().recipient(),
-                );
-                let pool_name = pool
-                    .as_ref()
-                    .map_or_else(|| "spare".to_string(), PoolKey::name);
-                log::info!("process {id}: started pid {pid} for pool {pool_name}");
-                match pool {
-                    Some(key) => addr.do_send(Bind {
-                        output_schema: key.schema(),
-                        system_prompt: key.system_prompt,
-                    }),
-                    None => addr.do_send(Probe),
-                }
-                self.addrs.insert(id, addr);
-            }
-            Err(e) => {
-                let reason = format!(
-                    "cannot start `{}` in {}: {e}",
-                    spec.program.display(),
-                    spec.cwd.display()
-                );
-                log::error!("process {id}: {reason}");
-                if let Some(home) = self.homes.remove(&id) {
-                    let _ = std::fs::remove_dir_all(home);
-                }
-                let actions = self.book.exited(id, false, &reason, Instant::now());
-                self.run(actions, ctx);
-            }
-        }
-    }
-
     fn finish_shutdown_if_empty(&mut self) {
         if let Phase::ShuttingDown { done } = &mut self.phase {
             if self.book.processes.is_empty() {
@@ -498,79 +384,6 @@ impl Handler<ProcessNotice> for SessionSupervisor {
             self.run(actions, ctx);
         }
         self.sync_metrics();
-    }
-}
-
-impl Handler<GetHealth> for SessionSupervisor {
-    type Result = MessageResult<GetHealth>;
-
-    fn handle(&mut self, _: GetHealth, _: &mut Self::Context) -> Self::Result {
-        let procs = &self.book.processes;
-        let count = |s: StateName| procs.values().filter(|p| p.state() == s).count();
-        let cli = |backend: Backend| {
-            let path = self.installed.get(&backend).cloned().flatten();
-            CliHealth {
-                command: crate::routing::command_of(&self.settings, backend).to_string(),
-                found: path.is_some(),
-                served: path.is_some() || backend == Backend::Claude,
-                path: path.map(|p| p.display().to_string()),
-                version: self.versions.get(&backend).cloned(),
-            }
-        };
-        let claude = cli(Backend::Claude);
-        let degraded = !claude.found || self.book.start_failures > 0;
-        MessageResult(HealthStatus {
-            status: if degraded { "degraded" } else { "ok" },
-            start_failures: self.book.start_failures,
-            last_start_error: self.book.last_start_error.clone(),
-            backends: BackendHealth {
-                claude,
-                codex: cli(Backend::Codex),
-                gemini: cli(Backend::Gemini),
-            },
-            pools: self.book.pools.len(),
-            processes: procs.len(),
-            idle: count(StateName::Idle),
-            busy: count(StateName::Busy) + count(StateName::Resetting),
-            starting: count(StateName::Starting),
-            queued: self.book.pools.values().map(|p| p.queue.len()).sum(),
-        })
-    }
-}
-
-impl Handler<GetReadiness> for SessionSupervisor {
-    type Result = MessageResult<GetReadiness>;
-
-    fn handle(&mut self, _: GetReadiness, _: &mut Self::Context) -> Self::Result {
-        let reasons = match self.phase {
-            Phase::ShuttingDown { .. } => vec!["shutting down".to_string()],
-            Phase::Drained => vec!["drained by an operator".to_string()],
-            Phase::Running => self.book.unready_pools(),
-        };
-        MessageResult(Readiness {
-            ready: reasons.is_empty(),
-            reasons,
-        })
-    }
-}
-
-impl Handler<DrainInstance> for SessionSupervisor {
-    type Result = MessageResult<DrainInstance>;
-
-    fn handle(&mut self, msg: DrainInstance, ctx: &mut Self::Context) -> Self::Result {
-        match (&self.phase, msg.drain) {
-            (Phase::Running, true) => {
-                log::info!("instance drained (admin): refusing new turns, /ready answers 503");
-                self.phase = Phase::Drained;
-            }
-            (Phase::Drained, false) => {
-                log::info!("instance resumed (admin)");
-                self.phase = Phase::Running;
-            }
-            // Already so, or shutting down: nothing to change.
-            (Phase::Running, false) | (Phase::Drained, true) | (Phase::ShuttingDown { .. }, _) => {}
-        }
-        MessageResult(<Self as Handler<GetReadiness>>::handle(self, GetReadiness, ctx).0)
     }
 }
 

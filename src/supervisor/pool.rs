@@ -133,7 +133,7 @@ pub struct Waiting {
 #[derive(Debug, Default)]
 pub struct PoolQueue {
     /// Every waiting request in arrival order; which one a free process takes is
-    /// [`FairShare`]'s choice.
+    /// `FairShare`'s choice.
     pub queue: VecDeque<Waiting>,
     pub fair: FairShare,
     pub stats: PoolStats,
