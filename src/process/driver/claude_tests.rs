@@ -3,40 +3,8 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::process::driver::test_lines::{feed, lines, names};
 use crate::protocol::ChatMessage;
-
-fn lines(out: &Outbox) -> Vec<Value> {
-    out.lines
-        .iter()
-        .map(|l| serde_json::from_str(l).expect("JSON lines"))
-        .collect()
-}
-
-fn names(out: &Outbox) -> Vec<String> {
-    out.events
-        .iter()
-        .map(|e| match e {
-            DriverEvent::Turn { turn, event } => format!("{turn}:{}", event_name(event)),
-            other => format!("{other:?}"),
-        })
-        .collect()
-}
-
-fn event_name(event: &TurnEvent) -> String {
-    match event {
-        TurnEvent::TextDelta(t) => format!("text {t}"),
-        TurnEvent::Done(o) => format!("done {}", o.text()),
-        TurnEvent::Failed(e) => format!("failed {e}"),
-        other => format!("{other:?}"),
-    }
-}
-
-/// Feeds `line` and returns what came out.
-fn feed(d: &mut ClaudeDriver, line: Value) -> Outbox {
-    let mut out = Outbox::default();
-    d.on_line(&line.to_string(), &mut out);
-    out
-}
 
 fn control_ok(request: &Value, response: Value) -> Value {
     json!({"type": "control_response", "response": {"subtype": "success",

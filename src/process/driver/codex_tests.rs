@@ -3,43 +3,24 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::process::driver::test_lines::{event_name, feed, lines as sent, names_with};
 use crate::protocol::{ChatMessage, Role};
 
-fn sent(out: &Outbox) -> Vec<Value> {
-    out.lines
-        .iter()
-        .map(|l| serde_json::from_str(l).expect("JSON lines"))
-        .collect()
-}
-
+/// Event names with the usage of a finished turn.
 fn events(out: &Outbox) -> Vec<String> {
-    out.events
-        .iter()
-        .map(|e| match e {
-            DriverEvent::Turn { turn, event } => format!("{turn}:{}", name(event)),
-            other => format!("{other:?}"),
-        })
-        .collect()
+    names_with(out, name)
 }
 
 fn name(event: &TurnEvent) -> String {
     match event {
-        TurnEvent::TextDelta(t) => format!("text {t}"),
         TurnEvent::Done(o) => format!(
             "done {} ({} in, {} out)",
             o.text(),
             o.usage.input_tokens,
             o.usage.output_tokens
         ),
-        TurnEvent::Failed(e) => format!("failed {e}"),
-        other => format!("{other:?}"),
+        other => event_name(other),
     }
-}
-
-fn feed(d: &mut CodexDriver, line: Value) -> Outbox {
-    let mut out = Outbox::default();
-    d.on_line(&line.to_string(), &mut out);
-    out
 }
 
 fn ok(request: &Value, result: Value) -> Value {

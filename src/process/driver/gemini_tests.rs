@@ -4,6 +4,7 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::process::driver::test_lines::{feed, lines, names};
 use crate::protocol::{Block, ChatMessage, Role, StopReason};
 
 /// What keeps a request from doing harm or waiting forever: errors, limits, refusals.
@@ -23,43 +24,11 @@ fn params(max_sessions: u32) -> GeminiParams {
     }
 }
 
-fn lines(out: &Outbox) -> Vec<Value> {
-    out.lines
-        .iter()
-        .map(|l| serde_json::from_str(l).expect("JSON lines"))
-        .collect()
-}
-
 /// The one line `out` holds.
 fn line(out: &Outbox) -> Value {
     let [line] = <[Value; 1]>::try_from(lines(out)).expect("one line");
     assert_eq!(line["jsonrpc"], "2.0");
     line
-}
-
-fn names(out: &Outbox) -> Vec<String> {
-    out.events
-        .iter()
-        .map(|e| match e {
-            DriverEvent::Turn { turn, event } => format!("{turn}:{}", event_name(event)),
-            other => format!("{other:?}"),
-        })
-        .collect()
-}
-
-fn event_name(event: &TurnEvent) -> String {
-    match event {
-        TurnEvent::TextDelta(t) => format!("text {t}"),
-        TurnEvent::Done(o) => format!("done {}", o.text()),
-        TurnEvent::Failed(e) => format!("failed {e}"),
-        other => format!("{other:?}"),
-    }
-}
-
-fn feed(d: &mut GeminiDriver, line: Value) -> Outbox {
-    let mut out = Outbox::default();
-    d.on_line(&line.to_string(), &mut out);
-    out
 }
 
 fn answer(request: &Value, result: Value) -> Value {

@@ -21,6 +21,8 @@ pub mod gemini;
 mod gemini_conversation;
 mod gemini_wire;
 pub mod jsonrpc;
+#[cfg(test)]
+mod test_lines;
 
 use std::path::PathBuf;
 
