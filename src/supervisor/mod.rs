@@ -13,6 +13,7 @@ mod health;
 mod launch;
 pub mod messages;
 pub mod pool;
+mod slot;
 pub mod stats;
 
 use std::collections::{BTreeMap, HashMap};

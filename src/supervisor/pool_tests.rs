@@ -1,7 +1,9 @@
 use super::*;
 use crate::config::Settings;
 use crate::process::Lifecycle;
+use crate::protocol::RequestMeta;
 use crate::protocol::TurnEvent;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 pub(crate) fn limits(
