@@ -155,6 +155,9 @@ pub struct PoolSettings {
     pub max_queue: usize,
     pub queue_timeout_secs: u64,
     pub reuse_wait_ms: u64,
+    /// Keep a conversation in its process after a clean turn, so a follow-up that resends it
+    /// continues there without a replay.
+    pub park_conversations: bool,
     pub max_turns_per_process: u32,
     pub max_process_age_secs: u64,
     pub idle_timeout_secs: u64,

@@ -81,7 +81,8 @@ impl Metrics {
         let pool_events = IntCounterVec::new(
             Opts::new(
                 "clinvoker_pool_events_total",
-                "spawn, reset, recycle, crash, timeout, refusal, served, failed",
+                "spawn, reset, recycle, crash, timeout, refusal, served, failed; conversation_hit and \
+                 conversation_miss: follow-ups that continued a parked conversation or were replayed",
             ),
             &["pool", "event"],
         )

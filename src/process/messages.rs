@@ -9,6 +9,24 @@ use crate::protocol::{TurnRequest, Usage};
 /// life. Interrupts, cancels and reports name the turn they are about.
 pub type TurnId = u64;
 
+/// A conversation's id, given by the supervisor. A process that was asked to keep a
+/// conversation after its turn holds it under this id until a later turn resumes it or the
+/// supervisor has it forgotten.
+pub type ConversationId = u64;
+
+/// Where in its process a turn runs: which conversation, and what becomes of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Seat {
+    pub conversation: ConversationId,
+    /// The process holds this conversation already (kept after its previous turn): the
+    /// turn's history is only what the client added since.
+    pub resume: bool,
+    /// Keep the conversation after a clean end of the turn instead of resetting it.
+    pub keep: bool,
+    /// Kept conversations the process drops first, to make room for this one.
+    pub forget: Vec<ConversationId>,
+}
+
 /// Where a process is in its life, as the process reports it. Which turns it runs (its
 /// occupancy) is not part of this: that is the supervisor's, which dispatched them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +63,7 @@ pub struct Probe;
 pub struct RunTurn {
     pub turn: TurnId,
     pub request: TurnRequest,
+    pub seat: Seat,
 }
 
 /// Supervisor → process: stop `turn` (if it still runs) with `reason` as the client's error.
@@ -83,10 +102,12 @@ pub enum ProcessEvent {
     /// `turn`'s client has its answer (or error); the conversation slot it used is being reset.
     TurnAnswered { turn: TurnId },
     /// `turn`'s slot is free again. `reusable: false` means the reset failed and the process is
-    /// retiring itself.
+    /// retiring itself; `kept`, that the process holds the turn's conversation for a later turn
+    /// (the seat asked for it and the turn ended cleanly).
     TurnFinished {
         turn: TurnId,
         reusable: bool,
+        kept: bool,
         report: Box<TurnReport>,
     },
     /// The child is gone (or never became ready). Last notice of a process.
@@ -121,4 +142,7 @@ pub struct TurnReport {
     pub cost_usd: f64,
     /// The client's error, when the turn failed.
     pub error: Option<String>,
+    /// The answer as the client got it, when that is exactly what the model said (not cut at a
+    /// stop sequence): what the client will resend as the conversation's next assistant message.
+    pub answer: Option<Vec<crate::protocol::Block>>,
 }

@@ -161,7 +161,10 @@ impl CliProcess {
                 DriverEvent::Probed | DriverEvent::Ready => {}
                 DriverEvent::StartFailed(why) => self.kill(why, ctx),
                 DriverEvent::Turn { turn, event } => self.on_turn_event(turn, event, ctx),
-                DriverEvent::Released { turn, reusable } => self.on_released(turn, reusable, ctx),
+                DriverEvent::Released { turn, reusable } => {
+                    self.on_released(turn, reusable, false, ctx)
+                }
+                DriverEvent::Kept { turn } => self.on_released(turn, true, true, ctx),
                 DriverEvent::Violation(detail) => self.protocol_violation(detail, ctx),
             }
         }

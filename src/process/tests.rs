@@ -191,6 +191,7 @@ impl Harness {
                     turn: t,
                     reusable,
                     report,
+                    ..
                 } if t == turn => {
                     assert!(answered, "the answer is reported before the slot is free");
                     return (reusable, *report);
@@ -241,6 +242,7 @@ impl Harness {
                 submitted: std::time::Instant::now(),
                 events,
             },
+            seat: Default::default(),
         });
         rx
     }

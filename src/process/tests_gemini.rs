@@ -57,6 +57,7 @@ fn run_turn(
             submitted: std::time::Instant::now(),
             events,
         },
+        seat: Default::default(),
     });
     rx
 }

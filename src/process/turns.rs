@@ -192,7 +192,14 @@ impl CliProcess {
     }
 
     /// `turn`'s slot is free again (or, `reusable: false`, could not be reset).
-    pub(super) fn on_released(&mut self, turn: TurnId, reusable: bool, ctx: &mut Context<Self>) {
+    /// `kept`: the driver holds the turn's conversation for a later turn.
+    pub(super) fn on_released(
+        &mut self,
+        turn: TurnId,
+        reusable: bool,
+        kept: bool,
+        ctx: &mut Context<Self>,
+    ) {
         let Some(active) = self.turns.remove(&turn) else {
             return;
         };
@@ -218,6 +225,7 @@ impl CliProcess {
         self.notify(ProcessEvent::TurnFinished {
             turn,
             reusable,
+            kept,
             report,
         });
         if !reusable {
@@ -295,6 +303,13 @@ fn report_of(active: &ActiveTurn, event: &TurnEvent) -> TurnReport {
         TurnEvent::Done(outcome) => (Some(outcome.usage.clone()), outcome.cost_usd),
         _ => (None, 0.0),
     };
+    // Cut at a stop sequence, the client's answer is not what the CLI's conversation holds.
+    let answer = match event {
+        TurnEvent::Done(outcome) if outcome.stop_sequence.is_none() => {
+            Some(outcome.content.clone())
+        }
+        _ => None,
+    };
     TurnReport {
         request_id: active.request_id.clone(),
         end,
@@ -306,13 +321,22 @@ fn report_of(active: &ActiveTurn, event: &TurnEvent) -> TurnReport {
         usage,
         cost_usd,
         error,
+        answer,
     }
 }
 
 impl Handler<RunTurn> for CliProcess {
     type Result = ();
 
-    fn handle(&mut self, RunTurn { turn, request }: RunTurn, ctx: &mut Self::Context) {
+    fn handle(
+        &mut self,
+        RunTurn {
+            turn,
+            request,
+            seat,
+        }: RunTurn,
+        ctx: &mut Self::Context,
+    ) {
         let full = self.turns.len() >= self.driver.capacity();
         if self.state != ProcessState::Ready || self.retire_after_turns.is_some() || full {
             let _ = request
@@ -339,6 +363,9 @@ impl Handler<RunTurn> for CliProcess {
             model: request.cli_model.clone(),
             history: request.history,
             prompt: request.prompt,
+            conversation: seat.conversation,
+            resume: seat.resume,
+            keep: seat.keep,
         };
         self.turns.insert(
             turn,
@@ -359,7 +386,12 @@ impl Handler<RunTurn> for CliProcess {
                 report: None,
             },
         );
-        self.drive(ctx, |d, out| d.begin(turn, input, out));
+        self.drive(ctx, |d, out| {
+            for conversation in seat.forget {
+                d.forget(conversation, out);
+            }
+            d.begin(turn, input, out)
+        });
     }
 }
 

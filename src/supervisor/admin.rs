@@ -189,6 +189,7 @@ impl SessionSupervisor {
             rss_bytes,
             cpu_secs,
             last_error: s.last_error.clone(),
+            parked: s.parked.iter().map(|p| p.view(now)).collect(),
         })
     }
 

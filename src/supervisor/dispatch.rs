@@ -3,12 +3,27 @@
 //! next one faster than one that sat idle (measured with the real CLI: ≈8 ms slower after only
 //! 30 ms idle), so the most recently used process is preferred, even while it resets (≈2 ms),
 //! for up to `pool.reuse_wait_ms`.
+//!
+//! Before any of that, a request that continues a parked conversation goes to the process that
+//! holds it ([`Book::place`]); a new conversation takes a conversation slot with room, or the
+//! least recently used parked conversation's slot, which is forgotten then.
 
 use std::time::{Duration, Instant};
 
 use super::fair;
+use super::parking::Lookup;
 use super::pool::{Action, Book, Occupant, Waiting};
-use crate::protocol::{PoolKey, TurnRequest};
+use crate::process::{ConversationId, Seat};
+use crate::protocol::{PoolKey, Profile, TurnRequest};
+
+/// Where a request goes in the process the book chose for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Place {
+    /// The process holds the request's conversation, parked: it resumes there.
+    Resume(ConversationId),
+    /// A new conversation (the history is replayed).
+    New,
+}
 
 impl Book {
     /// How long a new request of `key` should wait for the pool's just-used process: only when
@@ -59,28 +74,98 @@ impl Book {
     /// `Book::pop_waiting` picks them (fair among clients).
     pub fn assign(&mut self, key: &PoolKey, now: Instant) -> Vec<Action> {
         let mut actions = Vec::new();
-        while let Some(id) = self.free_process(key) {
+        while self.free_process(key).is_some() {
             let Some(waiting) = self.pop_waiting(key) else {
                 break;
             };
             let waited = fair::waited(&waiting, now);
-            actions.push(self.dispatch(id, waiting.request, now, waited));
+            let lookup = self.lookup(&waiting.request);
+            if let Some((id, place)) = self.place(key, lookup.as_ref()) {
+                actions.push(self.dispatch(id, place, lookup, waiting.request, now, waited));
+            }
         }
         actions
     }
 
-    /// Gives `request` a new turn id and one of process `id`'s conversation slots, and charges
-    /// its client's share of the pool.
+    /// The request's conversation, when it may be parked after its turn (parking on, a chat
+    /// pool).
+    pub(super) fn lookup(&self, request: &TurnRequest) -> Option<Lookup> {
+        let parks = self.limits.park_conversations && request.pool.profile == Profile::Chat;
+        parks.then(|| Lookup::of(request))
+    }
+
+    /// Which process of `key` takes a request, and where in it: the one that holds its
+    /// conversation parked, else a free one ([`Book::free_process`]).
+    pub(super) fn place(&self, key: &PoolKey, lookup: Option<&Lookup>) -> Option<(u64, Place)> {
+        let hit = lookup.and_then(|lookup| {
+            self.processes
+                .iter()
+                .filter(|(_, s)| s.pool.as_ref() == Some(key) && s.free())
+                .find_map(|(id, s)| {
+                    s.parked
+                        .iter()
+                        .find(|p| p.transcript.as_ref().is_some_and(|t| lookup.continues(t)))
+                        .map(|p| (*id, Place::Resume(p.conversation)))
+                })
+        });
+        hit.or_else(|| self.free_process(key).map(|id| (id, Place::New)))
+    }
+
+    /// Gives `request` a new turn id and one of process `id`'s conversation slots (its parked
+    /// conversation's, or a new one, forgetting the least recently used parked conversation
+    /// when there is no room), and charges its client's share of the pool.
     pub(super) fn dispatch(
         &mut self,
         id: u64,
-        request: TurnRequest,
+        place: Place,
+        lookup: Option<Lookup>,
+        mut request: TurnRequest,
         now: Instant,
         waited: Duration,
     ) -> Action {
         self.next_turn += 1;
         let turn = self.next_turn;
+        let mut seat = Seat {
+            keep: lookup.is_some(),
+            ..Seat::default()
+        };
+        let (mut earlier_turns, mut born) = (0, now);
+        let mut hit = None;
         if let Some(slot) = self.processes.get_mut(&id) {
+            match place {
+                Place::Resume(conversation) => {
+                    let at = slot
+                        .parked
+                        .iter()
+                        .position(|p| p.conversation == conversation);
+                    if let Some(parked) = at.map(|at| slot.parked.remove(at)) {
+                        // Only the new messages go to the process: the rest it holds.
+                        let held = parked.transcript.as_ref().map_or(0, |t| t.len());
+                        request.history.drain(..held.min(request.history.len()));
+                        (earlier_turns, born) = (parked.turns, parked.born);
+                        seat.conversation = conversation;
+                        seat.resume = true;
+                        hit = Some(true);
+                    }
+                }
+                Place::New => {}
+            }
+            if !seat.resume {
+                self.next_conversation += 1;
+                seat.conversation = self.next_conversation;
+                if slot.occupants.len() + slot.parked.len() >= slot.capacity {
+                    let lru = (0..slot.parked.len()).min_by_key(|&i| slot.parked[i].parked_at);
+                    if let Some(at) = lru {
+                        // Reset by the process before it takes the turn.
+                        seat.forget.push(slot.parked.remove(at).conversation);
+                        slot.resets += 1;
+                    }
+                }
+                hit = lookup
+                    .as_ref()
+                    .filter(|l| !l.prefix.is_empty())
+                    .map(|_| false);
+            }
             slot.occupants.insert(
                 turn,
                 Occupant {
@@ -88,6 +173,10 @@ impl Book {
                     meta: request.meta.clone(),
                     since: now,
                     answered: None,
+                    conversation: seat.conversation,
+                    earlier_turns,
+                    born,
+                    lookup,
                 },
             );
             let pool = slot.pool.as_ref().map_or_else(String::new, PoolKey::name);
@@ -95,24 +184,38 @@ impl Book {
         }
         if let Some(pool) = self.pools.get_mut(&request.pool) {
             pool.fair.charge(&request.meta.client);
+            pool.stats.counters.resets += seat.forget.len() as u64;
+            match hit {
+                Some(true) => pool.stats.counters.conversation_hits += 1,
+                Some(false) => pool.stats.counters.conversation_misses += 1,
+                None => {}
+            }
         }
         Action::Dispatch {
             process: id,
             turn,
             request,
+            seat,
             waited,
         }
     }
 
-    /// The most recently used free process of `key`: a process that just served is faster on
-    /// its next turn than one that sat idle (measured: spreading back-to-back turns over eight
-    /// processes cost ≈ 5 ms each), and the rest age out under the idle timeout together.
-    /// Processes that host several conversations fill up before another is used.
+    /// The free process of `key` a new conversation takes: the most recently used one with room
+    /// — a process that just served is faster on its next turn than one that sat idle
+    /// (measured: spreading back-to-back turns over eight processes cost ≈ 5 ms each), and the
+    /// rest age out under the idle timeout together; processes that host several conversations
+    /// fill up before another is used — else the one whose parked conversation was used least
+    /// recently.
     pub(super) fn free_process(&self, key: &PoolKey) -> Option<u64> {
-        self.processes
-            .iter()
-            .filter(|(_, s)| s.pool.as_ref() == Some(key) && s.free())
+        let free = || {
+            self.processes
+                .iter()
+                .filter(|(_, s)| s.pool.as_ref() == Some(key) && s.free())
+        };
+        free()
+            .filter(|(_, s)| s.roomy())
             .max_by_key(|(_, s)| (s.occupants.len(), s.last_used))
+            .or_else(|| free().min_by_key(|(_, s)| s.oldest_parked()))
             .map(|(id, _)| *id)
     }
 }

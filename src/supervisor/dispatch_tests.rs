@@ -20,7 +20,7 @@ fn serve_on(book: &mut Book, key: &PoolKey, name: &str, at: Instant, idle_at: In
     let (r, _rx) = request(name, key);
     let (id, turn) = dispatched(&book.submit(r, at)).expect("dispatched");
     book.turn_answered(id, turn, idle_at);
-    book.turn_finished(id, turn, &ok_report(), true, idle_at);
+    book.turn_finished(id, turn, &ok_report(), (true, false), idle_at);
     id
 }
 
@@ -39,8 +39,8 @@ fn the_most_recently_used_idle_process_serves_next() {
     let b = dispatched(&book.submit(r2, t0)).expect("r2");
     // `b` is the higher id, so "lowest id first" would not choose it.
     let (a, b) = (a.min(b), a.max(b));
-    book.turn_finished(a.0, a.1, &ok_report(), true, ms(30));
-    book.turn_finished(b.0, b.1, &ok_report(), true, ms(40));
+    book.turn_finished(a.0, a.1, &ok_report(), (true, false), ms(30));
+    book.turn_finished(b.0, b.1, &ok_report(), (true, false), ms(40));
     let b = b.0;
     // Later requests go to `b` (not the lowest id) while it is free.
     for (n, at) in [("r3", 100), ("r4", 200)] {
@@ -81,7 +81,7 @@ fn a_request_waits_briefly_for_the_process_that_is_resetting() {
     let other = dispatched_to(&book.submit(r3, ms(54))).expect("r3 at once");
     assert_ne!(other, hot);
     // The reset ends: the waiting request goes to the process it waited for.
-    let a = book.turn_finished(hot, turn, &ok_report(), true, ms(55));
+    let a = book.turn_finished(hot, turn, &ok_report(), (true, false), ms(55));
     let (to, turn) = dispatched(&a).expect("r2");
     assert_eq!(to, hot, "{a:?}");
     let running: Vec<&str> = book.processes[&hot]
@@ -157,8 +157,8 @@ fn a_process_with_two_slots_fills_up_before_another_is_used() {
     assert_eq!(book.processes[&p1].state(), StateName::Busy);
     book.turn_answered(p1, t2, t0);
     assert_eq!(book.processes[&p1].state(), StateName::Resetting);
-    book.turn_finished(p1, t1, &ok_report(), true, t0);
-    book.turn_finished(p1, t2, &ok_report(), true, t0);
+    book.turn_finished(p1, t1, &ok_report(), (true, false), t0);
+    book.turn_finished(p1, t2, &ok_report(), (true, false), t0);
     assert_eq!(book.processes[&p1].state(), StateName::Idle);
     assert_eq!(book.processes[&p1].turns, 2);
 }
@@ -221,7 +221,7 @@ mod fairness {
         d: &(String, u64, TurnId),
         at: Instant,
     ) -> Vec<(String, u64, TurnId)> {
-        dispatches(&book.turn_finished(d.1, d.2, &ok_report(), true, at))
+        dispatches(&book.turn_finished(d.1, d.2, &ok_report(), (true, false), at))
     }
 
     fn warm(processes: usize, max_queue: usize, t0: Instant) -> Book {

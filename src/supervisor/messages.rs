@@ -115,6 +115,8 @@ pub struct ProcessStatus {
     pub rss_bytes: Option<u64>,
     pub cpu_secs: Option<f64>,
     pub last_error: Option<String>,
+    /// Conversations it holds between turns, least recently used first.
+    pub parked: Vec<super::parking::ParkedView>,
 }
 
 /// A request the supervisor holds: waiting in a queue or running in a process.

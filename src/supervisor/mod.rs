@@ -12,6 +12,7 @@ pub mod handle;
 mod health;
 mod launch;
 pub mod messages;
+pub mod parking;
 pub mod pool;
 mod slot;
 pub mod stats;
@@ -177,6 +178,7 @@ impl SessionSupervisor {
                     process,
                     turn,
                     request,
+                    seat,
                     waited,
                 } => {
                     let client = request.meta.client.id.as_str();
@@ -185,7 +187,11 @@ impl SessionSupervisor {
                         .with_label_values(&[client])
                         .observe(waited.as_secs_f64());
                     match self.addrs.get(&process) {
-                        Some(addr) => addr.do_send(RunTurn { turn, request }),
+                        Some(addr) => addr.do_send(RunTurn {
+                            turn,
+                            request,
+                            seat,
+                        }),
                         None => fail(request.events, unavailable("the chosen process is gone")),
                     }
                 }
@@ -347,11 +353,13 @@ impl Handler<ProcessNotice> for SessionSupervisor {
             ProcessEvent::TurnFinished {
                 turn,
                 reusable,
+                kept,
                 report,
             } => {
                 let pool = self.pool_name_of(id);
                 self.metrics.turn(&pool, &report);
-                self.book.turn_finished(id, turn, &report, reusable, now)
+                self.book
+                    .turn_finished(id, turn, &report, (reusable, kept), now)
             }
             ProcessEvent::Exited {
                 status,

@@ -5,12 +5,14 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use super::dispatch::Place;
 use super::fair::FairShare;
+use super::parking::Parked;
 pub use super::slot::{Occupant, Slot, StateName};
 use super::stats::PoolStats;
 use crate::config::{Backend, PoolSettings};
 use crate::error::ServeError;
-use crate::process::{Lifecycle, TurnId, TurnReport};
+use crate::process::{ConversationId, Lifecycle, Seat, TurnId, TurnReport};
 use crate::protocol::{PoolKey, TurnRequest};
 
 /// A request waiting for a process of its pool.
@@ -45,6 +47,7 @@ pub enum Action {
         process: u64,
         turn: TurnId,
         request: TurnRequest,
+        seat: Seat,
         waited: Duration,
     },
     /// Start process `process` of `backend` (already in the book as `Starting`), bound to `pool`
@@ -85,6 +88,7 @@ pub struct Book {
     next_id: u64,
     pub(super) next_ticket: u64,
     pub(super) next_turn: TurnId,
+    pub(super) next_conversation: ConversationId,
     /// Conversations one process of each backend runs at once (1 when not set).
     pub capacity: BTreeMap<Backend, usize>,
     /// Warm processes of each backend's default pool besides Claude Code's (`pool.min_idle`).
@@ -109,6 +113,7 @@ impl Book {
             next_id: 0,
             next_ticket: 0,
             next_turn: 0,
+            next_conversation: 0,
             capacity: BTreeMap::new(),
             backend_min_idle: BTreeMap::new(),
             start_failures: 0,
@@ -148,11 +153,16 @@ impl Book {
         let may_run = client.max_concurrent.is_none_or(|cap| held.running < cap);
         let may_wait = client.max_queued.is_none_or(|cap| held.queued < cap);
         if may_run {
+            let lookup = self.lookup(&request);
+            let place = self.place(&key, lookup.as_ref());
+            if let Some((id, place @ Place::Resume(_))) = place {
+                return vec![self.dispatch(id, place, lookup, request, now, Duration::ZERO)];
+            }
             if let Some(wait) = self.reuse_wait(&key, now).filter(|_| may_wait) {
                 return self.enqueue(request, now, Some(wait));
             }
-            if let Some(id) = self.free_process(&key) {
-                return vec![self.dispatch(id, request, now, Duration::ZERO)];
+            if let Some((id, place)) = place {
+                return vec![self.dispatch(id, place, lookup, request, now, Duration::ZERO)];
             }
         }
         if !may_wait {
@@ -260,25 +270,38 @@ impl Book {
 
     /// `turn` ended and its slot is free again: the slot takes a waiting request, or the process
     /// is recycled once it has served `max_turns_per_process`. `reusable: false` (the reset
-    /// failed) retires the process.
+    /// failed) retires the process. `kept`: the process holds the turn's conversation, parked.
     pub fn turn_finished(
         &mut self,
         id: u64,
         turn: TurnId,
         report: &TurnReport,
-        reusable: bool,
+        (reusable, kept): (bool, bool),
         now: Instant,
     ) -> Vec<Action> {
         let Some(slot) = self.processes.get_mut(&id) else {
             return Vec::new();
         };
-        slot.occupants.remove(&turn);
+        if let (Some(occupant), true) = (slot.occupants.remove(&turn), kept) {
+            let transcript = match (&occupant.lookup, &report.answer) {
+                (Some(lookup), Some(answer)) => Some(lookup.sent.answered(answer)),
+                _ => None,
+            };
+            slot.parked.push(Parked {
+                conversation: occupant.conversation,
+                transcript,
+                turns: occupant.earlier_turns + 1,
+                born: occupant.born,
+                parked_at: now,
+            });
+        }
         slot.turns += 1;
         slot.last_used = now;
         if let Some(error) = &report.error {
             slot.last_error = Some(error.clone());
         }
-        if reusable {
+        let reset = reusable && !kept;
+        if reset {
             slot.resets += 1;
         }
         let key = slot.pool.clone();
@@ -288,7 +311,7 @@ impl Book {
             slot.retiring = true;
         }
         if let Some(pool) = key.as_ref().and_then(|k| self.pools.get_mut(k)) {
-            if reusable {
+            if reset {
                 pool.stats.counters.resets += 1;
             }
             pool.stats.record(report);

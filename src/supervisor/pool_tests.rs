@@ -62,6 +62,7 @@ pub(crate) fn ok_report() -> crate::process::TurnReport {
         usage: None,
         cost_usd: 0.0,
         error: None,
+        answer: None,
     }
 }
 
@@ -155,7 +156,7 @@ fn finished_process_takes_the_next_waiting_request() {
         other => panic!("{other:?}"),
     };
     book.submit(r2, now);
-    let a = book.turn_finished(busy, turn, &ok_report(), true, now);
+    let a = book.turn_finished(busy, turn, &ok_report(), (true, false), now);
     match a.as_slice() {
         [Action::Dispatch {
             process, request, ..
@@ -186,7 +187,7 @@ fn waiting_requests_of_a_dropped_client_are_skipped() {
     book.submit(r2, now);
     drop(rx2);
     assert!(book
-        .turn_finished(busy, turn, &ok_report(), true, now)
+        .turn_finished(busy, turn, &ok_report(), (true, false), now)
         .is_empty());
 }
 
@@ -248,12 +249,12 @@ fn process_is_recycled_after_max_turns() {
     let mut book = warm_book(limits(1, 1, 0, 4), now);
     let id = *book.processes.keys().next().expect("one process");
     assert!(book
-        .turn_finished(id, 1, &ok_report(), true, now)
+        .turn_finished(id, 1, &ok_report(), (true, false), now)
         .is_empty());
     assert!(book
-        .turn_finished(id, 2, &ok_report(), true, now)
+        .turn_finished(id, 2, &ok_report(), (true, false), now)
         .is_empty());
-    let a = book.turn_finished(id, 3, &ok_report(), true, now);
+    let a = book.turn_finished(id, 3, &ok_report(), (true, false), now);
     assert!(
         matches!(a.as_slice(), [Action::Retire { process }, Action::Spawn { .. }] if *process == id),
         "retired, and min_idle starts its replacement at once: {a:?}"
@@ -331,7 +332,7 @@ fn housekeeping_keeps_min_idle_and_retires_idle_custom_pools() {
         [Action::Dispatch { turn, .. }] => *turn,
         _ => panic!("ready: takes the queued r1: {a:?}"),
     };
-    book.turn_finished(id, turn, &ok_report(), true, now);
+    book.turn_finished(id, turn, &ok_report(), (true, false), now);
     let later = now + Duration::from_secs(book.limits.idle_timeout_secs + 1);
     let a = book.housekeeping(later);
     let retired: Vec<u64> = a

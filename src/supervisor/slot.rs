@@ -8,8 +8,9 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use super::parking::{Lookup, Parked};
 use crate::config::Backend;
-use crate::process::{Lifecycle, TurnId};
+use crate::process::{ConversationId, Lifecycle, TurnId};
 use crate::protocol::{PoolKey, RequestMeta};
 
 /// What the admin views call a process's state: its lifecycle (reported by the process) and, once
@@ -38,6 +39,13 @@ pub struct Occupant {
     pub since: Instant,
     /// When its client got the answer and the slot began to reset (`TurnAnswered`).
     pub answered: Option<Instant>,
+    /// The conversation it runs in, and the turns that conversation had before and when it
+    /// began (for a resumed one, on an earlier request).
+    pub conversation: ConversationId,
+    pub earlier_turns: u32,
+    pub born: Instant,
+    /// The conversation as sent, when it may be parked after the turn.
+    pub lookup: Option<Lookup>,
 }
 
 /// One live process as the supervisor sees it.
@@ -52,6 +60,9 @@ pub struct Slot {
     pub capacity: usize,
     /// The turns it runs or resets, by turn id. Written only by the book.
     pub occupants: BTreeMap<TurnId, Occupant>,
+    /// Conversations it holds between turns, oldest first. A conversation slot holds a parked
+    /// conversation only while no turn needs it: it counts as free.
+    pub parked: Vec<Parked>,
     pub pid: u32,
     pub started: Instant,
     pub turns: u32,
@@ -75,6 +86,7 @@ impl Slot {
             lifecycle: Lifecycle::Starting,
             capacity,
             occupants: BTreeMap::new(),
+            parked: Vec::new(),
             pid: 0,
             started: now,
             turns: 0,
@@ -93,6 +105,16 @@ impl Slot {
     /// Ready with a conversation slot to spare.
     pub(super) fn free(&self) -> bool {
         self.active() && self.lifecycle == Lifecycle::Ready && self.occupants.len() < self.capacity
+    }
+
+    /// Free, and room for a new conversation without forgetting a parked one.
+    pub(super) fn roomy(&self) -> bool {
+        self.free() && self.occupants.len() + self.parked.len() < self.capacity
+    }
+
+    /// When its least recently used parked conversation was parked.
+    pub(super) fn oldest_parked(&self) -> Option<Instant> {
+        self.parked.iter().map(|p| p.parked_at).min()
     }
 
     /// Ready and running nothing.

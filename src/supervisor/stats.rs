@@ -23,11 +23,16 @@ pub struct Counters {
     pub cancelled: u64,
     pub spawns: u64,
     pub resets: u64,
+    /// Requests that continued a parked conversation (only the new messages went to the CLI).
+    pub conversation_hits: u64,
+    /// Requests with earlier turns that no parked conversation matched (the history was
+    /// replayed).
+    pub conversation_misses: u64,
 }
 
 impl Counters {
     /// Each counter with its metric label.
-    pub fn labelled(&self) -> [(&'static str, u64); 9] {
+    pub fn labelled(&self) -> [(&'static str, u64); 11] {
         [
             ("served", self.served),
             ("refused", self.refused),
@@ -38,6 +43,8 @@ impl Counters {
             ("cancelled", self.cancelled),
             ("spawn", self.spawns),
             ("reset", self.resets),
+            ("conversation_hit", self.conversation_hits),
+            ("conversation_miss", self.conversation_misses),
         ]
     }
 }
@@ -137,6 +144,7 @@ mod tests {
             usage: None,
             cost_usd: 0.0,
             error: (end != TurnEnd::Ok).then(|| "boom".to_string()),
+            answer: None,
         }
     }
 

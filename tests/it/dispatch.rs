@@ -38,6 +38,8 @@ async fn back_to_back_requests_wait_for_the_process_that_just_served() {
         // Each reset takes 200 ms; the next request arrives long before it ends.
         s.backends.claude.extra_args = vec!["--fake-reset-delay-ms=200".into()];
         s.pool.reuse_wait_ms = 5_000;
+        // Reset after every turn: parked conversations would keep new ones off the process.
+        s.pool.park_conversations = false;
     })
     .await;
     server.wait_idle(3).await;
@@ -58,6 +60,7 @@ async fn a_slow_reset_is_waited_for_only_reuse_wait_ms() {
         s.backends.claude.extra_args = vec!["--fake-reset-delay-ms=2000".into()];
         s.pool.interrupt_grace_secs = 10; // the reset watchdog must not fire
         s.pool.reuse_wait_ms = 100;
+        s.pool.park_conversations = false;
     })
     .await;
     server.wait_idle(2).await;

@@ -45,11 +45,11 @@ async fn conversations_do_not_see_each_other() {
         "reset between requests: {}",
         second.text()
     );
-    // The answer reaches the client before the process has reset and reported the turn.
+    // The answer reaches the client before the process has reported the turn.
     server
         .wait_for(
-            "both turns reset",
-            |p| p.to_string().contains("\"resets\":2"),
+            "both turns counted",
+            |p| p.to_string().contains("\"turns\":2"),
             "/admin/pools",
         )
         .await;
@@ -59,6 +59,10 @@ async fn conversations_do_not_see_each_other() {
         1,
         "the same process served both: {procs:?}"
     );
+    // The first conversation stayed parked until the second needed the process: then it was
+    // reset, and the second is parked now.
+    assert_eq!(procs[0]["resets"], 1, "{procs:?}");
+    assert_eq!(procs[0]["parked"].as_array().map(Vec::len), Some(1));
     server.stop().await;
 }
 

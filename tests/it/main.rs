@@ -13,6 +13,7 @@ mod integrity;
 mod limits;
 mod native;
 mod openai;
+mod parking;
 mod real_cli;
 mod real_codex;
 mod real_gemini;

@@ -4,7 +4,9 @@
 //! time as the CLI acknowledges each; the CLI's `stream_event` lines become the turn's typed
 //! events as they arrive; the `result` line of the prompt ends the turn; a
 //! `rewind_conversation` then empties the conversation, and the slot is released once the CLI
-//! confirms it.
+//! confirms it — unless the turn asked to keep its conversation and ended cleanly: then it stays
+//! (`Kept`), a turn that resumes it sends only the new messages, and the next turn of any other
+//! conversation (or after `forget`) rewinds it first.
 
 use std::collections::VecDeque;
 
@@ -13,7 +15,7 @@ use serde_json::{json, Value};
 use super::claude_wire::{self as wire, CliLine, ControlResponse, StreamDemux, TurnResult};
 use super::{Driver, DriverEvent, Outbox, TurnInput};
 use crate::error::{ServeError, UpstreamKind};
-use crate::process::messages::TurnId;
+use crate::process::messages::{ConversationId, TurnId};
 use crate::protocol::{Block, Role, StopReason, TurnEvent, TurnOutcome, Usage};
 
 const BACKEND: &str = "claude";
@@ -21,6 +23,11 @@ const BACKEND: &str = "claude";
 /// One step of feeding a request into the CLI (history replay, then the prompt).
 #[derive(Debug)]
 enum Step {
+    /// Empty the kept conversation (`rewind_conversation` to its first message).
+    Rewind {
+        first: String,
+        last: String,
+    },
     SetModel(String),
     /// A user message of prior history, appended without a model call.
     ReplayUser(Value),
@@ -34,6 +41,7 @@ enum Step {
 #[derive(Debug, PartialEq, Eq)]
 enum Awaiting {
     Control(String),
+    Rewind(String),
     ReplayResult,
     FinalResult,
 }
@@ -42,9 +50,12 @@ enum Awaiting {
 #[derive(Debug)]
 struct Turn {
     id: TurnId,
+    conversation: ConversationId,
+    /// Keep the conversation after a clean end.
+    keep: bool,
     steps: VecDeque<Step>,
     awaiting: Awaiting,
-    /// Ids of the first and newest user line of this request, for the rewind.
+    /// Ids of the first user line of the conversation and of the newest, for the rewind.
     first_message: Option<String>,
     last_message: Option<String>,
     /// Set once the turn is being interrupted.
@@ -92,6 +103,19 @@ pub struct ClaudeDriver {
     last_total_cost: f64,
     /// Bound to a structured-output schema: answers come whole, validated, in the `result`.
     structured: bool,
+    /// The conversation the CLI holds between turns, when one was kept.
+    held: Option<Held>,
+}
+
+/// A conversation kept in the CLI after its turn.
+#[derive(Debug)]
+struct Held {
+    conversation: ConversationId,
+    /// Its first and newest user line, for the rewind that empties it.
+    first: String,
+    last: String,
+    /// The supervisor dropped it: the next turn rewinds it whatever conversation it belongs to.
+    forgotten: bool,
 }
 
 impl ClaudeDriver {
@@ -104,6 +128,7 @@ impl ClaudeDriver {
             model,
             last_total_cost: 0.0,
             structured: false,
+            held: None,
         }
     }
 
@@ -198,6 +223,27 @@ impl ClaudeDriver {
                     )));
                 }
             }
+            Phase::Busy(turn) if turn.awaiting == Awaiting::Rewind(resp.request_id.clone()) => {
+                let rewound = resp.response.get("rewound").and_then(Value::as_bool) == Some(true);
+                if success && rewound {
+                    return self.advance(out);
+                }
+                log::warn!("reset failed ({}); the process retires", resp.response);
+                let id = turn.id;
+                self.phase = Phase::Idle;
+                let reason = "the process could not reset a kept conversation".to_string();
+                out.turn(
+                    id,
+                    TurnEvent::Failed(ServeError::BackendUnavailable {
+                        backend: BACKEND,
+                        reason,
+                    }),
+                );
+                out.event(DriverEvent::Released {
+                    turn: id,
+                    reusable: false,
+                });
+            }
             Phase::Busy(turn) if turn.awaiting == Awaiting::Control(resp.request_id.clone()) => {
                 if !success {
                     turn.refused.get_or_insert(ServeError::Upstream {
@@ -232,7 +278,7 @@ impl ClaudeDriver {
         match turn.awaiting {
             Awaiting::ReplayResult => self.advance(out),
             Awaiting::FinalResult => self.end_turn(Some(result), out),
-            Awaiting::Control(_) => log::debug!("unexpected result"),
+            Awaiting::Control(_) | Awaiting::Rewind(_) => log::debug!("unexpected result"),
         }
     }
 
@@ -249,6 +295,9 @@ impl ClaudeDriver {
                 return self.end_turn(None, out);
             };
             let awaiting = match step {
+                Step::Rewind { first, last } => {
+                    Awaiting::Rewind(self.control(wire::rewind_request(&first, &last), out))
+                }
                 Step::SetModel(model) => {
                     self.model.clone_from(&model);
                     Awaiting::Control(self.control(wire::set_model_request(&model), out))
@@ -279,6 +328,11 @@ impl ClaudeDriver {
             return;
         };
         let turn = *turn;
+        let clean = turn.keep
+            && !turn.interrupted
+            && !self.structured
+            && turn.refused.is_none()
+            && result.as_ref().is_some_and(|r| !r.is_error);
         let event = match (turn.refused, result) {
             (Some(reason), _) => TurnEvent::Failed(reason),
             (None, Some(r)) => {
@@ -296,6 +350,15 @@ impl ClaudeDriver {
             }),
         };
         out.turn(turn.id, event);
+        if let (true, Some(first), Some(last)) = (clean, &turn.first_message, &turn.last_message) {
+            self.held = Some(Held {
+                conversation: turn.conversation,
+                first: first.clone(),
+                last: last.clone(),
+                forgotten: false,
+            });
+            return out.event(DriverEvent::Kept { turn: turn.id });
+        }
         match (turn.first_message, turn.last_message) {
             (Some(first), Some(last)) => {
                 let control_id = self.control(wire::rewind_request(&first, &last), out);
@@ -348,7 +411,41 @@ impl Driver for ClaudeDriver {
             );
             return;
         }
-        let mut steps = VecDeque::with_capacity(input.history.len() + 2);
+        let mut steps = VecDeque::with_capacity(input.history.len() + 3);
+        let held = self.held.take();
+        let resumes = held
+            .as_ref()
+            .is_some_and(|h| !h.forgotten && h.conversation == input.conversation);
+        if input.resume && !resumes {
+            // The supervisor sent only the new messages of a conversation this process no
+            // longer holds: answering would lose the history.
+            if let Some(h) = held {
+                self.held = Some(h);
+            }
+            out.turn(
+                turn,
+                TurnEvent::Failed(ServeError::BackendUnavailable {
+                    backend: BACKEND,
+                    reason: "the process no longer holds the conversation".into(),
+                }),
+            );
+            return out.event(DriverEvent::Released {
+                turn,
+                reusable: true,
+            });
+        }
+        let (mut first_message, mut last_message) = (None, None);
+        match held {
+            Some(h) if input.resume => {
+                first_message = Some(h.first);
+                last_message = Some(h.last);
+            }
+            Some(h) => steps.push_back(Step::Rewind {
+                first: h.first,
+                last: h.last,
+            }),
+            None => {}
+        }
         if input.model != self.model {
             steps.push_back(Step::SetModel(input.model));
         }
@@ -359,10 +456,12 @@ impl Driver for ClaudeDriver {
         steps.push_back(Step::Prompt(input.prompt));
         self.phase = Phase::Busy(Box::new(Turn {
             id: turn,
+            conversation: input.conversation,
+            keep: input.keep,
             steps,
             awaiting: Awaiting::ReplayResult,
-            first_message: None,
-            last_message: None,
+            first_message,
+            last_message,
             interrupted: false,
             refused: None,
             message_id: None,
@@ -370,6 +469,18 @@ impl Driver for ClaudeDriver {
             demux: StreamDemux::default(),
         }));
         self.advance(out);
+    }
+
+    fn forget(&mut self, conversation: ConversationId, _out: &mut Outbox) {
+        // The rewind waits for the next turn: it is the first step there (≈1 ms), and an idle
+        // process has no reason to spend it sooner.
+        if let Some(held) = self
+            .held
+            .as_mut()
+            .filter(|h| h.conversation == conversation)
+        {
+            held.forgotten = true;
+        }
     }
 
     fn interrupt(&mut self, id: TurnId, out: &mut Outbox) {
@@ -475,3 +586,7 @@ fn outcome_event(r: TurnResult, content: Vec<Value>, cost_usd: f64) -> TurnEvent
 #[cfg(test)]
 #[path = "claude_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "claude_keep_tests.rs"]
+mod keep_tests;

@@ -6,12 +6,12 @@ use super::*;
 use crate::process::driver::test_lines::{feed, lines, names};
 use crate::protocol::ChatMessage;
 
-fn control_ok(request: &Value, response: Value) -> Value {
+pub(super) fn control_ok(request: &Value, response: Value) -> Value {
     json!({"type": "control_response", "response": {"subtype": "success",
         "request_id": request["request_id"], "response": response}})
 }
 
-fn result(uuid: &Value, extra: Value) -> Value {
+pub(super) fn result(uuid: &Value, extra: Value) -> Value {
     let mut line = json!({"type": "result", "subtype": "success", "is_error": false,
         "duration_ms": 3, "total_cost_usd": 0.25, "user_message_uuid": uuid,
         "usage": {"input_tokens": 4, "output_tokens": 2}});
@@ -21,17 +21,17 @@ fn result(uuid: &Value, extra: Value) -> Value {
     line
 }
 
-fn stream(event: Value) -> Value {
+pub(super) fn stream(event: Value) -> Value {
     json!({"type": "stream_event", "event": event})
 }
 
-fn text_delta(text: &str) -> Value {
+pub(super) fn text_delta(text: &str) -> Value {
     stream(json!({"type": "content_block_delta", "index": 0,
         "delta": {"type": "text_delta", "text": text}}))
 }
 
 /// A bound, idle driver.
-fn ready() -> ClaudeDriver {
+pub(super) fn ready() -> ClaudeDriver {
     let mut d = ClaudeDriver::new(3, "sonnet".into());
     let mut out = Outbox::default();
     d.bind("SYS", None, &mut out);
@@ -44,13 +44,16 @@ fn ready() -> ClaudeDriver {
     d
 }
 
-fn input(model: &str, history: Vec<ChatMessage>, prompt: &str) -> TurnInput {
+pub(super) fn input(model: &str, history: Vec<ChatMessage>, prompt: &str) -> TurnInput {
     TurnInput {
         output_schema: None,
         system_prompt: String::new(),
         model: model.into(),
         history,
         prompt: json!(prompt),
+        conversation: 1,
+        resume: false,
+        keep: false,
     }
 }
 

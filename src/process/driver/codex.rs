@@ -411,6 +411,14 @@ impl Driver for CodexDriver {
             .request("thread/start", params, Call::ThreadStart(turn), out);
     }
 
+    /// Conversations are not kept yet: each turn ends by freeing its own.
+    fn forget(
+        &mut self,
+        _conversation: crate::process::messages::ConversationId,
+        _out: &mut Outbox,
+    ) {
+    }
+
     fn interrupt(&mut self, turn: TurnId, out: &mut Outbox) {
         let Some(c) = self.conversations.get_mut(&turn) else {
             return;

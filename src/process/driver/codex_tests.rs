@@ -50,6 +50,9 @@ fn input(system: &str, history: Vec<ChatMessage>, prompt: Value) -> TurnInput {
         model: "gpt-5".into(),
         history,
         prompt,
+        conversation: 1,
+        resume: false,
+        keep: false,
     }
 }
 

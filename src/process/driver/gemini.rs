@@ -342,6 +342,14 @@ impl Driver for GeminiDriver {
         self.create_next(out);
     }
 
+    /// Conversations are not kept yet: each turn ends by freeing its own.
+    fn forget(
+        &mut self,
+        _conversation: crate::process::messages::ConversationId,
+        _out: &mut Outbox,
+    ) {
+    }
+
     fn interrupt(&mut self, turn: TurnId, out: &mut Outbox) {
         let Some(conv) = self.conversations.get_mut(&turn) else {
             return;

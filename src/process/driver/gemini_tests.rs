@@ -82,6 +82,9 @@ fn input(system: &str, model: &str, history: Vec<ChatMessage>, prompt: Value) ->
         model: model.into(),
         history,
         prompt,
+        conversation: 1,
+        resume: false,
+        keep: false,
     }
 }
 

@@ -28,7 +28,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use super::messages::TurnId;
+use super::messages::{ConversationId, TurnId};
 use crate::protocol::{ChatMessage, TurnEvent};
 
 /// What one turn asks of a CLI.
@@ -45,6 +45,13 @@ pub struct TurnInput {
     pub history: Vec<ChatMessage>,
     /// The content of the final user message: the one the model answers.
     pub prompt: Value,
+    /// The conversation the turn belongs to.
+    pub conversation: ConversationId,
+    /// The driver holds `conversation` already (kept after its previous turn): `history` is
+    /// only what is new since, and nothing is set up again.
+    pub resume: bool,
+    /// After a clean end, keep the conversation (report `Kept`) instead of resetting it.
+    pub keep: bool,
 }
 
 /// What a driver tells the process actor.
@@ -62,6 +69,10 @@ pub enum DriverEvent {
     /// `turn`'s slot is free again; `reusable: false` means it could not be reset and the
     /// process must retire.
     Released { turn: TurnId, reusable: bool },
+    /// `turn` ended cleanly and, as asked, its conversation stays in the CLI: the slot is free
+    /// for the conversation's next turn (or for another once the driver was told to `forget`
+    /// it).
+    Kept { turn: TurnId },
     /// The CLI broke its protocol: nothing it says can be trusted any more.
     Violation(String),
 }
@@ -128,6 +139,10 @@ pub trait Driver: Send + 'static {
 
     /// Starts `turn`. The process actor calls it only while the process has a free slot.
     fn begin(&mut self, turn: TurnId, input: TurnInput, out: &mut Outbox);
+
+    /// Drops kept `conversation` (resets it, frees its thread or session). Nothing is
+    /// reported: the driver finishes it before the next turn it takes needs the room.
+    fn forget(&mut self, conversation: ConversationId, out: &mut Outbox);
 
     /// Stops `turn` as soon as the CLI allows; it still ends with a final event (whose error
     /// the actor replaces with the interrupt's reason) and a `Released`.

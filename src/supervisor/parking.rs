@@ -1,0 +1,330 @@
+//! Parked conversations, as the book sees them: what a conversation looks like when its client
+//! resends it, and whether a new request continues one that a process still holds.
+//!
+//! SDK clients are stateless: every request carries the whole conversation. After a clean turn
+//! a process keeps its conversation (it is *parked*), and the book remembers the conversation's
+//! [`Transcript`] — who owns it and every message including the answer just given, normalised.
+//! A request whose messages, minus the new trailing user message(s), equal a parked transcript
+//! goes to that process with only the new messages ([`Lookup`]); anything else is a miss and is
+//! replayed into a clean conversation as before.
+//!
+//! Normal form: a message is its role and its content as a list of blocks, where a string is
+//! one text block, adjacent text blocks are joined, and what does not reach the model
+//! (`cache_control`, `citations`) is dropped — so an answer resent as a string, as the SDK's
+//! block list or as one text block compares equal.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::process::ConversationId;
+use crate::protocol::{Block, ChatMessage, Role, TurnRequest};
+
+/// A conversation as its client will resend it: its owner and its messages, normalised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transcript {
+    /// Client, model and system prompt: a conversation never continues across any of them.
+    owner: String,
+    /// Each message's normal form as JSON text (`role` and `content` blocks).
+    messages: Vec<String>,
+    /// Of `owner` and `messages`, to compare cheaply before comparing exactly.
+    hash: u64,
+}
+
+impl Transcript {
+    fn new(owner: String, messages: Vec<String>) -> Self {
+        let mut hasher = DefaultHasher::new();
+        owner.hash(&mut hasher);
+        messages.hash(&mut hasher);
+        Self {
+            owner,
+            messages,
+            hash: hasher.finish(),
+        }
+    }
+
+    /// Messages in the conversation.
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
+    /// The conversation after the model answered with `answer`.
+    pub fn answered(&self, answer: &[Block]) -> Self {
+        let blocks: Vec<Value> = answer
+            .iter()
+            .map(|b| match b {
+                Block::Text(text) => json!({"type": "text", "text": text}),
+                Block::ToolUse { id, name, input } => {
+                    json!({"type": "tool_use", "id": id, "name": name, "input": input})
+                }
+            })
+            .collect();
+        let mut messages = self.messages.clone();
+        messages.push(normal_form(Role::Assistant, &Value::Array(blocks)));
+        Self::new(self.owner.clone(), messages)
+    }
+}
+
+/// What the book needs to know of a request to park or continue its conversation.
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    /// The messages the client resent before its new trailing user message(s): what a parked
+    /// transcript must equal for the request to continue it.
+    pub prefix: Transcript,
+    /// The whole conversation as sent (the prefix and the new messages).
+    pub sent: Transcript,
+}
+
+impl Lookup {
+    /// The request's conversation, normalised.
+    pub fn of(request: &TurnRequest) -> Self {
+        let owner = format!(
+            "{}\u{0}{}\u{0}{}",
+            request.meta.client.id.as_str(),
+            request.cli_model,
+            request.system_prompt
+        );
+        let mut messages: Vec<String> = request
+            .history
+            .iter()
+            .map(|m| normal_form(m.role, &m.content))
+            .collect();
+        messages.push(normal_form(Role::User, &request.prompt));
+        let new = trailing_user_messages(&request.history) + 1;
+        let prefix = messages[..messages.len() - new].to_vec();
+        Self {
+            prefix: Transcript::new(owner.clone(), prefix),
+            sent: Transcript::new(owner, messages),
+        }
+    }
+
+    /// Whether a process holding `parked` can continue this request's conversation.
+    pub fn continues(&self, parked: &Transcript) -> bool {
+        !self.prefix.is_empty() && parked.hash == self.prefix.hash && *parked == self.prefix
+    }
+}
+
+/// Trailing user messages of `history` (the new messages besides the prompt).
+fn trailing_user_messages(history: &[ChatMessage]) -> usize {
+    history
+        .iter()
+        .rev()
+        .take_while(|m| m.role == Role::User)
+        .count()
+}
+
+/// A conversation a process holds between turns.
+#[derive(Debug, Clone)]
+pub struct Parked {
+    pub conversation: ConversationId,
+    /// What its client will resend; `None` when the client's copy differs from the CLI's (an
+    /// answer cut at a stop sequence): it can never be continued and waits to be forgotten.
+    pub transcript: Option<Transcript>,
+    /// Turns it has had.
+    pub turns: u32,
+    /// When its first turn was dispatched and when its newest ended.
+    pub born: Instant,
+    pub parked_at: Instant,
+}
+
+/// A parked conversation for the admin views.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ParkedView {
+    pub conversation: ConversationId,
+    pub turns: u32,
+    /// Messages it holds.
+    pub messages: usize,
+    pub age_secs: u64,
+    pub idle_secs: u64,
+    /// Whether a request can continue it (false: waits to be reset).
+    pub continuable: bool,
+}
+
+impl Parked {
+    pub fn view(&self, now: Instant) -> ParkedView {
+        ParkedView {
+            conversation: self.conversation,
+            turns: self.turns,
+            messages: self.transcript.as_ref().map_or(0, Transcript::len),
+            age_secs: now.saturating_duration_since(self.born).as_secs(),
+            idle_secs: now.saturating_duration_since(self.parked_at).as_secs(),
+            continuable: self.transcript.is_some(),
+        }
+    }
+}
+
+/// `content` of a `role` message in normal form, as JSON text.
+fn normal_form(role: Role, content: &Value) -> String {
+    let role = match role {
+        Role::User => "user",
+        Role::Assistant => "assistant",
+    };
+    json!({"role": role, "content": normal_blocks(content)}).to_string()
+}
+
+fn normal_blocks(content: &Value) -> Vec<Value> {
+    let blocks: Vec<Value> = match content {
+        Value::String(text) => vec![json!({"type": "text", "text": text})],
+        Value::Array(items) => items.iter().map(normal_block).collect(),
+        other => vec![other.clone()],
+    };
+    let mut joined: Vec<Value> = Vec::with_capacity(blocks.len());
+    for block in blocks {
+        let text = block_text(&block).map(String::from);
+        match (text, joined.last_mut()) {
+            (Some(text), Some(last)) if block_text(last).is_some() => {
+                let mut merged = block_text(last).unwrap_or_default().to_string();
+                merged.push_str(&text);
+                *last = json!({"type": "text", "text": merged});
+            }
+            _ => joined.push(block),
+        }
+    }
+    joined
+}
+
+fn block_text(block: &Value) -> Option<&str> {
+    match block.get("type").and_then(Value::as_str) {
+        Some("text") => block.get("text").and_then(Value::as_str),
+        _ => None,
+    }
+}
+
+/// One content block without what never reaches the model; a tool result's content in normal
+/// form too.
+fn normal_block(block: &Value) -> Value {
+    let Value::Object(fields) = block else {
+        return block.clone();
+    };
+    let mut kept: Map<String, Value> = fields
+        .iter()
+        .filter(|(k, v)| !matches!(k.as_str(), "cache_control" | "citations") && !v.is_null())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if kept.get("type").and_then(Value::as_str) == Some("tool_result") {
+        if let Some(content) = kept.get("content").cloned() {
+            kept.insert("content".into(), Value::Array(normal_blocks(&content)));
+        }
+        if kept.get("is_error") == Some(&Value::Bool(false)) {
+            kept.remove("is_error");
+        }
+    }
+    Value::Object(kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::limits::{Client, ClientId};
+    use crate::protocol::{PoolKey, RequestMeta, TurnSpec};
+
+    fn request(client: &str, history: Vec<(Role, Value)>, prompt: Value) -> TurnRequest {
+        let meta = RequestMeta::for_client(Arc::new(Client {
+            id: ClientId::named(client),
+            ..Client::default()
+        }));
+        TurnSpec {
+            request_id: "r".into(),
+            pool: PoolKey::default_pool(),
+            system_prompt: String::new(),
+            stop_sequences: Vec::new(),
+            output_schema: None,
+            cli_model: "m".into(),
+            history: history
+                .into_iter()
+                .map(|(role, content)| ChatMessage { role, content })
+                .collect(),
+            prompt,
+        }
+        .with_events(mpsc::unbounded_channel().0, Arc::new(meta))
+    }
+
+    #[test]
+    fn the_answer_resent_in_any_shape_continues_the_conversation() {
+        let first = Lookup::of(&request("a", vec![], json!("hi")));
+        assert!(first.prefix.is_empty(), "a first turn continues nothing");
+        let parked = first
+            .sent
+            .answered(&[Block::Text("hel".into()), Block::Text("lo".into())]);
+        for answer in [
+            json!("hello"),
+            json!([{"type": "text", "text": "hello", "citations": null}]),
+            json!([{"type": "text", "text": "he"}, {"type": "text", "text": "llo"}]),
+        ] {
+            let next = request(
+                "a",
+                vec![
+                    (Role::User, json!([{"type": "text", "text": "hi"}])),
+                    (Role::Assistant, answer.clone()),
+                ],
+                json!("and then?"),
+            );
+            assert!(Lookup::of(&next).continues(&parked), "{answer}");
+        }
+    }
+
+    #[test]
+    fn an_edit_another_client_or_model_is_a_miss() {
+        let parked = Lookup::of(&request("a", vec![], json!("hi")))
+            .sent
+            .answered(&[Block::Text("hello".into())]);
+        let follow_up = |client: &str, first: &str, answer: &str| {
+            request(
+                client,
+                vec![(Role::User, json!(first)), (Role::Assistant, json!(answer))],
+                json!("next"),
+            )
+        };
+        assert!(Lookup::of(&follow_up("a", "hi", "hello")).continues(&parked));
+        assert!(!Lookup::of(&follow_up("b", "hi", "hello")).continues(&parked));
+        assert!(!Lookup::of(&follow_up("a", "hi!", "hello")).continues(&parked));
+        assert!(!Lookup::of(&follow_up("a", "hi", "hello.")).continues(&parked));
+        let mut other_model = follow_up("a", "hi", "hello");
+        other_model.cli_model = "other".into();
+        assert!(!Lookup::of(&other_model).continues(&parked));
+    }
+
+    #[test]
+    fn several_new_user_messages_are_all_new() {
+        let parked = Lookup::of(&request("a", vec![], json!("hi")))
+            .sent
+            .answered(&[Block::Text("hello".into())]);
+        let next = request(
+            "a",
+            vec![
+                (Role::User, json!("hi")),
+                (Role::Assistant, json!("hello")),
+                (Role::User, json!("one")),
+            ],
+            json!("two"),
+        );
+        let lookup = Lookup::of(&next);
+        assert!(lookup.continues(&parked));
+        assert_eq!(lookup.sent.len() - lookup.prefix.len(), 2);
+    }
+
+    #[test]
+    fn tool_results_compare_by_meaning() {
+        let a = normal_form(
+            Role::User,
+            &json!([{"type": "tool_result", "tool_use_id": "t", "content": "ok", "is_error": false, "cache_control": {"type": "ephemeral"}}]),
+        );
+        let b = normal_form(
+            Role::User,
+            &json!([{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "text", "text": "ok"}]}]),
+        );
+        assert_eq!(a, b);
+    }
+}
