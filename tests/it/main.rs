@@ -17,6 +17,7 @@ mod parking;
 mod real_cli;
 mod real_codex;
 mod real_gemini;
+mod real_parking;
 mod stop;
 mod structured;
 mod support;

@@ -1,0 +1,57 @@
+//! Parked conversations with the real CLIs on the mock upstreams: a follow-up that continues a
+//! parked conversation must reach the model exactly as a replayed one does. Two servers, one
+//! parking and one replaying, carry the same chat; the upstream requests of its last turn must
+//! be equal (the chats' tokens aside).
+
+use serde_json::{json, Value};
+
+use crate::real_cli::{real, token};
+use crate::support::*;
+
+/// A chat of `turns` turns marked with `tok`, through the Anthropic API, resending everything.
+async fn chat(server: &TestServer, tok: &str, turns: usize) {
+    let mut messages: Vec<Value> = Vec::new();
+    for i in 0..turns {
+        messages.push(json!({"role": "user", "content": format!("{tok} turn {i}")}));
+        let body = json!({"model": "claude", "max_tokens": 256, "system": "Be brief.",
+            "messages": messages});
+        let reply = server.messages(body).await;
+        assert_eq!(reply.status, 200, "{}", reply.raw);
+        messages.push(json!({"role": "assistant", "content": reply.body["content"]}));
+    }
+}
+
+/// `hits` and `misses` of the server's pools, summed.
+async fn hits_and_misses(server: &TestServer) -> (u64, u64) {
+    let pools = server.get("/admin/pools").await;
+    let sum = |name: &str| -> u64 {
+        pools["pools"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["counters"][name].as_u64())
+            .sum()
+    };
+    (sum("conversation_hits"), sum("conversation_misses"))
+}
+
+#[actix_rt::test]
+async fn claude_a_parked_follow_up_reaches_the_model_as_a_replay_does() {
+    let parking = real(|_| {}).await;
+    let replaying = real(|s| s.pool.park_conversations = false).await;
+    let (a, b) = (token(), token());
+    chat(&parking, &a, 4).await;
+    chat(&replaying, &b, 4).await;
+    assert_eq!(hits_and_misses(&parking).await, (3, 0));
+    assert_eq!(hits_and_misses(&replaying).await, (0, 0));
+    let last = |tok: &str| -> Value {
+        let bodies = mock().requests_with(&format!("{tok} turn 3"));
+        let body = bodies.last().expect("the last turn went upstream").clone();
+        json!({"system": body["system"], "messages": body["messages"], "model": body["model"]})
+    };
+    let parked = last(&a).to_string();
+    let replayed = last(&b).to_string().replace(&b, &a);
+    assert_eq!(parked, replayed, "what reached the model differs");
+    parking.stop().await;
+    replaying.stop().await;
+}
