@@ -16,6 +16,8 @@ mod openai;
 mod real_cli;
 mod real_codex;
 mod real_gemini;
+mod sessions;
+mod sessions_disk;
 mod stop;
 mod structured;
 mod support;
