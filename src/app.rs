@@ -19,6 +19,7 @@ use crate::limits::{Clients, RateLimiterHandle};
 use crate::metrics::Metrics;
 use crate::process::spawn;
 use crate::routing::{command_of, Backend, ModelRouter};
+use crate::sessions::SessionStoreHandle;
 use crate::supervisor::{self, SupervisorHandle};
 
 /// A started server. Must be created inside an actix system (`#[actix_web::main]`,
@@ -77,6 +78,10 @@ pub fn start(settings: Settings) -> anyhow::Result<Running> {
         metrics,
         clients: Arc::new(Clients::new(&settings.limits)),
         limiter: RateLimiterHandle::start(),
+        sessions: settings
+            .sessions
+            .enabled
+            .then(|| SessionStoreHandle::start(&settings.sessions, &settings.server.state_dir)),
     };
     let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
     let origins = settings.server.cors_allowed_origins.clone();

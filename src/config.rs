@@ -33,6 +33,21 @@ pub struct Settings {
     pub backends: BackendSettings,
     pub profiles: ProfileSettings,
     pub limits: LimitSettings,
+    pub sessions: SessionSettings,
+}
+
+/// The native API's persisted sessions (`[sessions]`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSettings {
+    /// Off: every prompt is ephemeral and the session routes answer 404.
+    pub enabled: bool,
+    /// Where transcripts live; empty = `<server.state_dir>/sessions`.
+    pub dir: PathBuf,
+    /// Sessions unused for longer are deleted; 0 = no age limit.
+    pub max_age_days: u64,
+    /// Most sessions kept (the least recently used go first); 0 = no limit.
+    pub max_count: usize,
 }
 
 /// The CLIs clinvoker knows, as settings and routes name them.
@@ -348,6 +363,13 @@ impl Settings {
                 &format!("must be one of {modes:?}"),
             );
         }
+        let dir = &self.sessions.dir;
+        if !dir.as_os_str().is_empty() && !dir.is_absolute() {
+            return invalid(
+                "sessions.dir",
+                &format!("{} is not an absolute path", dir.display()),
+            );
+        }
         limits::validate_origins(&s.cors_allowed_origins)?;
         self.limits.validate(self.model_api_keys())
     }
@@ -441,6 +463,26 @@ mod tests {
             batch.requests_per_minute, None,
             "absent: the [limits] value"
         );
+    }
+
+    #[test]
+    fn sessions_default_under_the_state_dir_and_a_relative_dir_is_refused() {
+        let s = Settings::load(None).expect("defaults");
+        assert!(s.sessions.enabled);
+        assert_eq!(
+            s.sessions.dir,
+            PathBuf::new(),
+            "empty: <state_dir>/sessions"
+        );
+        assert_eq!((s.sessions.max_age_days, s.sessions.max_count), (30, 1000));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[sessions]\nmax_count = 5\n").expect("write");
+        let s = Settings::load(Some(&path)).expect("valid override");
+        assert_eq!((s.sessions.max_count, s.sessions.max_age_days), (5, 30));
+        std::fs::write(&path, "[sessions]\ndir = \"relative/dir\"\n").expect("write");
+        let err = Settings::load(Some(&path)).expect_err("relative dir");
+        assert!(err.to_string().contains("sessions.dir"), "{err}");
     }
 
     #[test]

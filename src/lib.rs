@@ -7,7 +7,7 @@
 //! - [`config`]: typed settings (compiled-in `config/default.toml`, a file, `CLINVOKER__…` env).
 //! - [`app`]: starts the supervisor and the HTTP server; graceful shutdown.
 //! - [`api`]: the HTTP edge. One module per dialect — [`api::anthropic`], [`api::openai`],
-//!   [`api::native`] (with [`api::batch`]) — plus operators' routes ([`api::admin`], [`api::ops`]),
+//!   [`api::native`] (with [`api::batch`] and [`api::sessions`]) — plus operators' routes ([`api::admin`], [`api::ops`]),
 //!   SSE rendering ([`api::sse`]), the OpenAPI document ([`api::openapi`]) and [`api::error`],
 //!   where every failure gets its status in one exhaustive match per dialect. The `edge`
 //!   middleware assigns request ids, checks keys against [`api::access`] (who may use which
@@ -28,6 +28,11 @@
 //!   driver per CLI protocol — Claude Code's stream-json, Codex's app-server JSON-RPC, Gemini's
 //!   ACP — with shared JSON-RPC correlation (lines and turn events in and out, no IO);
 //!   [`process::spawn`] is the only code that starts processes (and writes their private homes).
+//! - [`sessions`]: the native API's persisted sessions: the [`sessions::SessionStore`] actor (on
+//!   a thread of its own) owns the transcripts directory, one append-only JSON-lines file per
+//!   session; [`sessions::store`] is that file format, sans-IO (torn last lines, retention).
+//!   [`api::sessions`] serves them; a prompt with a `session_id` gets that session's turns as its
+//!   [`protocol::TurnSpec`] history (replay), recorded after the answer (`api/resume.rs`).
 //! - [`metrics`]: Prometheus collectors; [`error`]: the failures below the HTTP layer.
 //!
 //! # Theory of operation
@@ -73,4 +78,5 @@ pub mod metrics;
 pub mod process;
 pub mod protocol;
 pub mod routing;
+pub mod sessions;
 pub mod supervisor;

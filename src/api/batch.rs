@@ -7,7 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::{stream, StreamExt};
 
 use super::error::{ApiError, DialectError};
-use super::native::{body, detail, native, run, sub_meta};
+use super::native::{backend_and_model, body, detail, native, run, sub_meta};
 use super::{AppState, RequestId};
 use crate::error::ServeError;
 use crate::protocol::native::*;
@@ -37,37 +37,53 @@ pub async fn parallel(
         .map(|(index, task)| {
             let (failed_once, request_id, parent) = (&failed_once, &request_id, &parent);
             async move {
+                let (task_id, started) = (format!("{request_id}-{index}"), Instant::now());
                 let outcome = if fail_fast && failed_once.get() {
                     Err(ApiError::Serve(ServeError::Cancelled))
                 } else {
-                    run(
-                        state,
-                        task,
-                        &format!("{request_id}-{index}"),
-                        sub_meta(parent),
-                    )
-                    .await
+                    run(state, task, &task_id, sub_meta(parent)).await
                 };
                 failed_once.set(failed_once.get() || outcome.is_err());
-                let (result, error) = split(outcome);
                 TaskResult {
                     index,
-                    ok: error.is_none(),
-                    result,
-                    error,
+                    ok: outcome.is_ok(),
+                    result: flat(state, task, outcome, started, &task_id),
                 }
             }
         })
         .buffered(limit)
         .collect()
         .await;
-    let succeeded = results.iter().filter(|t| t.ok).count();
+    let completed = results.iter().filter(|t| t.ok).count();
     Ok(HttpResponse::Ok().json(ParallelResponse {
-        failed: results.len() - succeeded,
-        succeeded,
-        results,
+        total_tasks: results.len(),
+        completed,
+        failed: results.len() - completed,
         total_duration_ms: started.elapsed().as_millis() as u64,
+        results,
+        succeeded: completed,
     }))
+}
+
+/// A task's result, failed or not, as one flat prompt result (Go clinvoker's shape).
+fn flat(
+    state: &AppState,
+    task: &PromptRequest,
+    outcome: Result<PromptResult, ApiError>,
+    started: Instant,
+    request_id: &str,
+) -> PromptResult {
+    let e = match outcome {
+        Ok(result) => return result,
+        Err(e) => e,
+    };
+    let ms = started.elapsed().as_millis() as u64;
+    let (backend, model) = backend_and_model(state, task);
+    let mut result = PromptResult::failed(&backend, &model, detail(&e), ms, request_id);
+    if !task.ephemeral {
+        result.session_id = task.session_id.clone().unwrap_or_default();
+    }
+    result
 }
 
 fn split(outcome: Result<PromptResult, ApiError>) -> (Option<PromptResult>, Option<ErrorDetail>) {
@@ -98,6 +114,7 @@ pub async fn chain(
     let stop_on_failure = r.stop_on_failure.unwrap_or(true);
     let mut previous = String::new();
     let mut steps = Vec::with_capacity(r.steps.len());
+    let mut results = Vec::with_capacity(r.steps.len());
     for (index, step) in r.steps.iter().enumerate() {
         let p = PromptRequest {
             backend: step.backend.clone(),
@@ -108,19 +125,25 @@ pub async fn chain(
             max_turns: None,
             output_format: OutputFormat::Json,
             profile: ProfileName::Chat,
+            session_id: None,
+            ephemeral: !r.persist_sessions,
         };
-        let outcome = run(
-            &state,
-            &p,
-            &format!("{request_id}-{index}"),
-            sub_meta(&parent),
-        )
-        .await;
+        let (step_id, step_started) = (format!("{request_id}-{index}"), Instant::now());
+        let outcome = run(&state, &p, &step_id, sub_meta(&parent)).await;
         if let Ok(result) = &outcome {
             previous.clone_from(&result.output);
         }
-        let (result, error) = split(outcome);
+        let (result, error) = match &outcome {
+            Ok(r) => (Some(r.clone()), None),
+            Err(e) => (None, Some(detail(e))),
+        };
         let failed = error.is_some();
+        results.push(ChainStepResult {
+            step: index + 1,
+            name: step.name.clone().unwrap_or_default(),
+            ok: !failed,
+            result: flat(&state, &p, outcome, step_started, &step_id),
+        });
         steps.push(StepResult {
             index,
             name: step.name.clone(),
@@ -132,11 +155,15 @@ pub async fn chain(
             break;
         }
     }
-    let completed = steps.len() == r.steps.len() && steps.iter().all(|s| s.ok);
+    let completed_steps = steps.iter().filter(|s| s.ok).count();
     Ok(HttpResponse::Ok().json(ChainResponse {
-        steps,
-        completed,
+        total_steps: r.steps.len(),
+        completed_steps,
+        failed_step: steps.iter().position(|s| !s.ok).map_or(0, |i| i + 1),
         total_duration_ms: started.elapsed().as_millis() as u64,
+        results,
+        completed: completed_steps == r.steps.len(),
+        steps,
     }))
 }
 
@@ -168,6 +195,8 @@ pub async fn compare(
             max_turns: None,
             output_format: OutputFormat::Json,
             profile: ProfileName::Chat,
+            session_id: None,
+            ephemeral: true,
         };
         let (state, request_id, parent) = (&state, &request_id, &parent);
         let backend = backend.clone();

@@ -9,6 +9,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
 use crate::error::{ServeError, UpstreamKind};
+use crate::sessions::SessionError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -36,6 +37,9 @@ pub enum ApiError {
     },
     #[error("{0}")]
     Serve(#[from] ServeError),
+    /// The native API's session store refused or failed.
+    #[error("{0}")]
+    Session(#[from] SessionError),
 }
 
 /// Which API's error shape a route answers in.
@@ -93,6 +97,16 @@ fn anthropic_status(e: &ApiError) -> (StatusCode, &'static str, Option<Duration>
         ApiError::RateLimited { retry_after, .. } => {
             (S::TOO_MANY_REQUESTS, "rate_limit_error", Some(*retry_after))
         }
+        ApiError::Session(s) => match s {
+            SessionError::InvalidId { .. } => (S::BAD_REQUEST, "invalid_request_error", None),
+            SessionError::NotFound { .. } => (S::NOT_FOUND, "not_found_error", None),
+            SessionError::Storage { .. } => (S::INTERNAL_SERVER_ERROR, "api_error", None),
+            SessionError::Unavailable => (
+                S::SERVICE_UNAVAILABLE,
+                "api_error",
+                Some(Duration::from_secs(5)),
+            ),
+        },
         ApiError::Serve(s) => match s {
             ServeError::PoolSaturated { retry_after, .. }
             | ServeError::QueueTimedOut { retry_after, .. } => {
@@ -201,6 +215,14 @@ fn openai_status(e: &ApiError) -> OpenAiStatus {
             Some("rate_limit_exceeded"),
             Some(*retry_after),
         ),
+        ApiError::Session(s) => match s {
+            SessionError::InvalidId { .. } => (S::BAD_REQUEST, "invalid_request_error", None, None),
+            SessionError::NotFound { .. } => (S::NOT_FOUND, "not_found_error", None, None),
+            SessionError::Storage { .. } => server(S::INTERNAL_SERVER_ERROR, None, None),
+            SessionError::Unavailable => {
+                server(S::SERVICE_UNAVAILABLE, None, Some(Duration::from_secs(5)))
+            }
+        },
         ApiError::Serve(s) => match s {
             ServeError::PoolSaturated { retry_after, .. }
             | ServeError::QueueTimedOut { retry_after, .. }

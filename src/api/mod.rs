@@ -12,7 +12,10 @@ pub mod native;
 pub mod openai;
 pub mod openapi;
 pub mod ops;
+mod resume;
+pub mod sessions;
 pub mod sse;
+mod stream_json;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -54,6 +57,8 @@ pub struct AppState {
     pub clients: Arc<Clients>,
     /// The owner of the clients' token buckets.
     pub limiter: RateLimiterHandle,
+    /// The owner of the native API's sessions; `None` when `sessions.enabled` is off.
+    pub sessions: Option<crate::sessions::SessionStoreHandle>,
 }
 
 /// The id of the request being served, set by [`edge`] for every request.
@@ -83,6 +88,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     admin::configure(cfg);
     anthropic::configure(cfg);
     native::configure(cfg);
+    sessions::configure(cfg);
     openai::configure(cfg);
     cfg.service(
         web::resource("/openapi.json")

@@ -4,20 +4,20 @@
 use std::time::Instant;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use bytes::Bytes;
-use futures_util::{stream, StreamExt};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, DialectError};
 pub(super) use super::native_error as native;
-use super::sse::{self, Events, StreamGuard};
+use super::sse;
 use super::{only, read_body, AppState, RequestId};
 use crate::protocol::native::*;
 use std::sync::Arc;
 
-use crate::protocol::{PoolKey, Profile, RequestMeta, TurnEvent, TurnSpec};
+use super::resume::{self, Answered, Resumed};
+use super::stream_json::{ndjson, StreamEnd};
+use crate::protocol::{ChatMessage, PoolKey, Profile, RequestMeta, TurnSpec};
 use crate::routing::Backend;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -71,7 +71,12 @@ struct Planned {
     spec: TurnSpec,
 }
 
-fn plan(state: &AppState, p: &PromptRequest, request_id: &str) -> Result<Planned, ApiError> {
+fn plan(
+    state: &AppState,
+    p: &PromptRequest,
+    request_id: &str,
+    history: Vec<ChatMessage>,
+) -> Result<Planned, ApiError> {
     let invalid = |m: String| ApiError::InvalidRequest(m);
     if p.prompt.trim().is_empty() {
         return Err(invalid("prompt: must not be empty".into()));
@@ -147,7 +152,7 @@ fn plan(state: &AppState, p: &PromptRequest, request_id: &str) -> Result<Planned
         output_schema: None,
         pool,
         cli_model,
-        history: Vec::new(),
+        history,
         prompt: Value::String(p.prompt.clone()),
     };
     Ok(Planned {
@@ -157,7 +162,7 @@ fn plan(state: &AppState, p: &PromptRequest, request_id: &str) -> Result<Planned
     })
 }
 
-/// Runs one prompt to its end.
+/// Runs one prompt to its end, in its session (see [`sessions::resume`]).
 pub(super) async fn run(
     state: &AppState,
     p: &PromptRequest,
@@ -165,18 +170,49 @@ pub(super) async fn run(
     meta: Arc<RequestMeta>,
 ) -> Result<PromptResult, ApiError> {
     let started = Instant::now();
-    let planned = plan(state, p, request_id)?;
-    let (first, mut events) =
-        sse::start(&state.supervisor, planned.spec, meta, &planned.model).await?;
-    let outcome = sse::collect(first, &mut events).await?;
+    let Resumed {
+        request,
+        history,
+        session,
+    } = resume::resume(state, p, &meta).await?;
+    let planned = plan(state, &request, request_id, history)?;
+    let (backend, model) = (planned.backend.name(), planned.model.clone());
+    let turn = async {
+        let (first, mut events) = sse::start(&state.supervisor, planned.spec, meta, &model).await?;
+        sse::collect(first, &mut events).await
+    };
+    let outcome = match turn.await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            let e = ApiError::Serve(e);
+            session.record_failure(&p.prompt, &e, request_id).await;
+            return Err(e);
+        }
+    };
     let ms = started.elapsed().as_millis() as u64;
-    Ok(PromptResult::new(
-        planned.backend.name(),
-        &planned.model,
-        &outcome,
-        ms,
-        request_id,
-    ))
+    let mut result = PromptResult::new(backend, &model, &outcome, ms, request_id);
+    result.session_id = session
+        .record(Answered {
+            request: &request,
+            backend,
+            model: &model,
+            output: result.output.clone(),
+            usage: &outcome.usage,
+            duration_ms: ms,
+            request_id,
+        })
+        .await?;
+    Ok(result)
+}
+
+/// The backend and model a prompt names, as far as they can be told without planning it (for
+/// the result of a task that failed).
+pub(super) fn backend_and_model(state: &AppState, p: &PromptRequest) -> (String, String) {
+    let backend = p.backend.clone().unwrap_or_else(|| match &p.model {
+        Some(model) => state.router.route(model).backend.name().to_string(),
+        None => Backend::Claude.name().to_string(),
+    });
+    (backend, p.model.clone().unwrap_or_default())
 }
 
 /// Metadata of one task of a batch (parallel, chain, compare): the batch's client.
@@ -212,87 +248,40 @@ pub async fn prompt(
         return Ok(HttpResponse::Ok().json(result));
     }
     let started = Instant::now();
-    let planned = plan(&state, &p, &request_id).map_err(|e| native(&req, e))?;
+    let meta = RequestId::meta(&req);
+    let Resumed {
+        request,
+        history,
+        session,
+    } = resume::resume(&state, &p, &meta)
+        .await
+        .map_err(|e| native(&req, e))?;
+    let planned = plan(&state, &request, &request_id, history).map_err(|e| native(&req, e))?;
     let (backend, model) = (planned.backend.name(), planned.model.clone());
-    let (first, events) = sse::start(
-        &state.supervisor,
-        planned.spec,
-        RequestId::meta(&req),
-        &model,
-    )
-    .await
-    .map_err(|e| native(&req, e))?;
+    let (first, events) = match sse::start(&state.supervisor, planned.spec, meta, &model).await {
+        Ok(started) => started,
+        Err(e) => {
+            let e = ApiError::Serve(e);
+            session.record_failure(&p.prompt, &e, &request_id).await;
+            return Err(native(&req, e));
+        }
+    };
+    let restarts = state
+        .metrics
+        .streams_restarted
+        .with_label_values(&["native"]);
+    let end = StreamEnd {
+        request,
+        session,
+        backend,
+        model,
+        request_id,
+        started,
+        restarts,
+    };
     Ok(HttpResponse::Ok()
         .content_type("application/x-ndjson")
-        .streaming(ndjson(
-            first,
-            events,
-            backend,
-            model,
-            request_id,
-            started,
-            state
-                .metrics
-                .streams_restarted
-                .with_label_values(&["native"]),
-        )))
-}
-
-/// The stream-json output: one `text_delta` line per delta, then `result` or `error`.
-fn ndjson(
-    first: TurnEvent,
-    events: Events,
-    backend: &'static str,
-    model: String,
-    request_id: String,
-    started: Instant,
-    restarts: prometheus::IntCounter,
-) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> {
-    let line = |v: Value| Ok::<_, actix_web::Error>(Bytes::from(format!("{v}\n")));
-    stream::unfold((Some(first), Some(events)), |(mut first, mut events)| async move {
-        let rx = events.as_mut()?;
-        let next = match first.take() {
-            Some(e) => Some(e),
-            None => rx.recv().await,
-        };
-        Some((next, (None, events)))
-    })
-    .scan((false, StreamGuard::default()), move |(ended, guard), event| {
-        if *ended {
-            return futures_util::future::ready(None);
-        }
-        if let Some(Err(e)) = event.as_ref().map(|e| guard.check(e)) {
-            *ended = true;
-            restarts.inc();
-            let error = line(json!({"type": "error", "error": detail(&ApiError::Serve(e))}));
-            return futures_util::future::ready(Some(Some(error)));
-        }
-        let out = match event {
-            Some(TurnEvent::TextDelta(text)) => Some(line(json!({"type": "text_delta", "text": text}))),
-            Some(
-                TurnEvent::BlockStarted(_)
-                | TurnEvent::ToolInputDelta(_)
-                | TurnEvent::BlockStopped
-                | TurnEvent::Restarted,
-            ) => None,
-            Some(TurnEvent::Done(outcome)) => {
-                *ended = true;
-                let ms = started.elapsed().as_millis() as u64;
-                let result = PromptResult::new(backend, &model, &outcome, ms, &request_id);
-                Some(line(json!({"type": "result", "result": result})))
-            }
-            Some(TurnEvent::Failed(e)) => {
-                *ended = true;
-                Some(line(json!({"type": "error", "error": detail(&ApiError::Serve(e))})))
-            }
-            None => {
-                *ended = true;
-                Some(line(json!({"type": "error", "error": {"type": "api_error", "message": "the process ended without finishing the turn"}})))
-            }
-        };
-        futures_util::future::ready(Some(out))
-    })
-    .filter_map(futures_util::future::ready)
+        .streaming(ndjson(first, events, end)))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

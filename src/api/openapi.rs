@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::{OpenApi, ToSchema};
 
-use super::{admin, anthropic, batch, native, openai, ops};
+use super::{admin, anthropic, batch, native, openai, ops, sessions};
 use crate::supervisor::messages::*;
 
 #[derive(OpenApi)]
@@ -30,6 +30,9 @@ use crate::supervisor::messages::*;
         batch::chain,
         batch::compare,
         native::backends,
+        sessions::list,
+        sessions::get,
+        sessions::delete,
         ops::health,
         ops::ready,
         admin::pools,
@@ -59,6 +62,9 @@ use crate::supervisor::messages::*;
         PoolsResponse,
         native::BackendsResponse,
         native::BackendInfo,
+        sessions::SessionList,
+        sessions::SessionDetail,
+        sessions::DeleteSessionResponse,
     ))
 )]
 pub struct ApiDoc;
@@ -298,7 +304,7 @@ pub enum NativeErrors {
     Unauthorized(NativeError),
     #[response(
         status = 404,
-        description = "Unknown route, or a model of a backend not served"
+        description = "Unknown route or session, or a model of a backend not served"
     )]
     NotFound(NativeError),
     #[response(status = 413, description = "Body larger than server.max_body_bytes")]
@@ -308,6 +314,11 @@ pub enum NativeErrors {
         description = "The upstream API, or the client's [limits], refused it; see retry-after"
     )]
     RateLimited(NativeError),
+    #[response(
+        status = 500,
+        description = "Session storage failed (a read or fsynced write under sessions.dir)"
+    )]
+    Internal(NativeError),
     #[response(
         status = 502,
         description = "The CLI process failed (exit, protocol, upstream)"
@@ -376,6 +387,8 @@ mod tests {
             "/api/v1/chain",
             "/api/v1/compare",
             "/api/v1/backends",
+            "/api/v1/sessions",
+            "/api/v1/sessions/{id}",
             "/health",
             "/ready",
             "/admin/pools",

@@ -19,7 +19,8 @@ use crate::supervisor::SupervisorHandle;
 pub type Events = UnboundedReceiver<TurnEvent>;
 
 /// The process vanished without a final event (its actor stopped).
-fn lost() -> ServeError {
+/// A turn whose event channel closed before its final event.
+pub(super) fn lost() -> ServeError {
     ServeError::ProcessExited {
         backend: "claude",
         status: "the process ended without finishing the turn".into(),

@@ -28,6 +28,13 @@ pub struct PromptRequest {
     pub output_format: OutputFormat,
     #[serde(default)]
     pub profile: ProfileName,
+    /// Continue this session: its earlier turns are replayed before `prompt`, and its backend,
+    /// model, system prompt and workdir fill in what the request leaves out.
+    #[schema(pattern = "^[0-9a-f]{32}$")]
+    pub session_id: Option<String>,
+    /// Record no session (the answer's `session_id` is "").
+    #[serde(default)]
+    pub ephemeral: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
@@ -50,8 +57,20 @@ pub enum ProfileName {
     Agentic,
 }
 
+/// A prompt's result. `session_id`, `backend`, `exit_code`, `duration_ms`, `output`, `error` and
+/// `token_usage` are Go clinvoker's fields; the others are clinvoker's own.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PromptResult {
+    /// The session this prompt was recorded in; "" when ephemeral.
+    pub session_id: String,
+    /// 0 when answered, 1 when the turn failed (batch results only: a single prompt's failure
+    /// is an HTTP error).
+    pub exit_code: i32,
+    /// The failure's message; "" when answered.
+    pub error: String,
+    /// The failure's kind (`invalid_request_error`, `overloaded_error`, ...), when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_type: Option<String>,
     pub backend: String,
     pub model: String,
     pub output: String,
@@ -68,6 +87,8 @@ pub struct TokenUsage {
     pub output_tokens: u64,
     pub cache_creation_input_tokens: u64,
     pub cache_read_input_tokens: u64,
+    /// Go clinvoker's name for the prompt tokens read from cache (= `cache_read_input_tokens`).
+    pub cached_tokens: u64,
     pub total_tokens: u64,
 }
 
@@ -78,6 +99,7 @@ impl From<&Usage> for TokenUsage {
             output_tokens: u.output_tokens,
             cache_creation_input_tokens: u.cache_creation_input_tokens,
             cache_read_input_tokens: u.cache_read_input_tokens,
+            cached_tokens: u.cache_read_input_tokens,
             total_tokens: u.input_tokens + u.output_tokens,
         }
     }
@@ -104,6 +126,10 @@ impl PromptResult {
     ) -> Self {
         let output = outcome.text();
         Self {
+            session_id: String::new(),
+            exit_code: 0,
+            error: String::new(),
+            error_type: None,
             backend: backend.to_string(),
             model: model.to_string(),
             output,
@@ -111,6 +137,30 @@ impl PromptResult {
             duration_ms,
             token_usage: TokenUsage::from(&outcome.usage),
             cost_usd: outcome.cost_usd,
+            request_id: request_id.to_string(),
+        }
+    }
+
+    /// The result of a batch task whose turn failed.
+    pub fn failed(
+        backend: &str,
+        model: &str,
+        error: ErrorDetail,
+        duration_ms: u64,
+        request_id: &str,
+    ) -> Self {
+        Self {
+            session_id: String::new(),
+            exit_code: 1,
+            error: error.message,
+            error_type: Some(error.kind),
+            backend: backend.to_string(),
+            model: model.to_string(),
+            output: String::new(),
+            stop_reason: None,
+            duration_ms,
+            token_usage: TokenUsage::from(&Usage::default()),
+            cost_usd: 0.0,
             request_id: request_id.to_string(),
         }
     }
@@ -138,20 +188,26 @@ pub struct ParallelRequest {
     pub fail_fast: bool,
 }
 
+/// One task's prompt result (flat, as Go clinvoker's), with its place in the batch.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TaskResult {
     pub index: usize,
     pub ok: bool,
-    pub result: Option<PromptResult>,
-    pub error: Option<ErrorDetail>,
+    #[serde(flatten)]
+    pub result: PromptResult,
 }
 
+/// `total_tasks`, `completed`, `failed`, `total_duration_ms` and `results` are Go clinvoker's.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ParallelResponse {
-    pub results: Vec<TaskResult>,
-    pub succeeded: usize,
+    pub total_tasks: usize,
+    /// Tasks answered.
+    pub completed: usize,
     pub failed: usize,
     pub total_duration_ms: u64,
+    pub results: Vec<TaskResult>,
+    /// The same as `completed` (this API's earlier name).
+    pub succeeded: usize,
 }
 
 /// Prompts in sequence; `{{previous}}` in a prompt is replaced by the previous step's output.
@@ -162,6 +218,10 @@ pub struct ChainRequest {
     pub steps: Vec<ChainStep>,
     /// Stop at the first failed step (default true).
     pub stop_on_failure: Option<bool>,
+    /// Record each step as a session of its own (default: steps are ephemeral, as in Go
+    /// clinvoker, and their `session_id` is "").
+    #[serde(default)]
+    pub persist_sessions: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -184,12 +244,33 @@ pub struct StepResult {
     pub error: Option<ErrorDetail>,
 }
 
+/// One step's result in Go clinvoker's shape (`step`, `name`, `backend`, `exit_code`, `error`,
+/// `session_id`, `duration_ms`, `output`), with the rest of the prompt result beside it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ChainStepResult {
+    /// 1 for the first step.
+    pub step: usize,
+    /// The step's name; "" when it has none.
+    pub name: String,
+    pub ok: bool,
+    #[serde(flatten)]
+    pub result: PromptResult,
+}
+
+/// `total_steps`, `completed_steps`, `failed_step`, `total_duration_ms` and `results` are Go
+/// clinvoker's; `steps` and `completed` are this API's earlier shape.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ChainResponse {
+    pub total_steps: usize,
+    /// Steps answered.
+    pub completed_steps: usize,
+    /// The step (1-based) that failed; 0 when none did.
+    pub failed_step: usize,
+    pub total_duration_ms: u64,
+    pub results: Vec<ChainStepResult>,
     pub steps: Vec<StepResult>,
     /// Whether every step ran and succeeded.
     pub completed: bool,
-    pub total_duration_ms: u64,
 }
 
 /// One prompt to several backends.

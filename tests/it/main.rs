@@ -18,6 +18,8 @@ mod real_cli;
 mod real_codex;
 mod real_gemini;
 mod real_parking;
+mod sessions;
+mod sessions_disk;
 mod stop;
 mod structured;
 mod support;

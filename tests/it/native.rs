@@ -95,6 +95,10 @@ async fn parallel_runs_through_the_pool_within_its_limits() {
         .await;
     assert_eq!(r.status, 200, "{}", r.raw);
     assert_eq!(r.body["succeeded"], 6);
+    assert_eq!(
+        (r.body["total_tasks"].clone(), r.body["completed"].clone()),
+        (json!(6), json!(6))
+    );
     for (i, t) in r.body["results"]
         .as_array()
         .expect("results")
@@ -102,7 +106,7 @@ async fn parallel_runs_through_the_pool_within_its_limits() {
         .enumerate()
     {
         assert_eq!(t["index"], i);
-        assert!(t["result"]["output"]
+        assert!(t["output"]
             .as_str()
             .expect("output")
             .starts_with(&format!("echo: FAKE_SLEEP_300 task{i}")));
@@ -127,10 +131,8 @@ async fn parallel_runs_through_the_pool_within_its_limits() {
         "{}",
         r.raw
     );
-    assert_eq!(
-        r.body["results"][0]["error"]["type"],
-        "invalid_request_error"
-    );
+    assert_eq!(r.body["results"][0]["error_type"], "invalid_request_error");
+    assert_eq!(r.body["results"][1]["exit_code"], 1);
     server.stop().await;
 }
 

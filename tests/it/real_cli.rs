@@ -336,6 +336,29 @@ async fn native_rest_routes_work_on_the_real_cli() {
     assert!(mock().requests_with(&t)[0]["system"]
         .to_string()
         .contains("You are a REST test."));
+    // Continued: the session's turn is replayed to the upstream, under its system prompt.
+    let again = token();
+    let r = server
+        .post(
+            "/api/v1/prompt",
+            json!({"prompt": format!("again {again}"), "session_id": r.body["session_id"]}),
+        )
+        .await;
+    assert_eq!(
+        r.body["output"],
+        format!("MOCK_OK: again {again}"),
+        "{}",
+        r.raw
+    );
+    let upstream = &mock().requests_with(&again)[0];
+    let messages = upstream["messages"].to_string();
+    assert!(
+        messages.contains(&format!("rest {t}")) && messages.contains(&format!("MOCK_OK: rest {t}")),
+        "{messages}"
+    );
+    assert!(upstream["system"]
+        .to_string()
+        .contains("You are a REST test."));
 
     let s = token();
     let r = server
