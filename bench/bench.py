@@ -849,9 +849,11 @@ class HttpClient:
 class Server:
     """clinvoker serving one backend: only that backend's pool is warmed."""
 
-    def __init__(self, env, backend, mock_port):
+    def __init__(self, env, backend, mock_port, extra=None, name=None):
+        """`extra`: more CLINVOKER__… settings; `name`: tells servers of one backend apart."""
         self.env = env
         self.backend = backend
+        name = name or backend
         url = "http://127.0.0.1:%d" % mock_port
         e = env.claude(mock_port) if backend == "claude" else env.base()
         e.setdefault("HOME", str(env.home))
@@ -884,9 +886,11 @@ class Server:
                 "CLINVOKER__BACKENDS__GEMINI__CONVERSATIONS_PER_PROCESS": str(CONCURRENT),
                 "GEMINI_API_KEY": "sk-test",
             })
-        self.out_path = env.tmp / ("server-%s.stdout" % backend)
+        e.update(extra or {})
+        e["CLINVOKER__SERVER__STATE_DIR"] = str(env.tmp / ("state-" + name))
+        self.out_path = env.tmp / ("server-%s.stdout" % name)
         self.out = open(self.out_path, "wb")
-        self.err = env.log_file("server-%s.stderr" % backend)
+        self.err = env.log_file("server-%s.stderr" % name)
         self.proc = subprocess.Popen([str(SERVER), "serve", "--port", "0"], cwd=ROOT, env=e,
                                      stdin=subprocess.DEVNULL, stdout=self.out, stderr=self.err)
         self.port = None
