@@ -20,7 +20,8 @@
 //!   do; the token buckets of the [`limits::RateLimiter`] actor.
 //! - [`supervisor`]: the session-supervisor actor. [`supervisor::pool`] is its pure bookkeeping
 //!   (`balance` its start/bind/retire policy, `dispatch` which process takes a request, `fair`
-//!   which waiting client is served next and the per-client caps,
+//!   which waiting client is served next and the per-client caps, [`supervisor::parking`]
+//!   which parked conversation a request continues,
 //!   [`supervisor::stats`] its counters),
 //!   [`supervisor::admin`] the operators' commands and snapshots.
 //! - [`process`]: the process actor ([`process::CliProcess`]) wrapping one CLI child: pipes,
@@ -54,8 +55,12 @@
 //! (Claude Code: switch model if needed, replay the prior turns as `shouldQuery:false` user lines
 //! and assistant lines so the model sees real history, send the prompt) and the CLI's output into
 //! typed, dialect-neutral [`protocol::TurnEvent`]s for the turn's channel. The final event goes to
-//! the client at once; the driver then resets the conversation slot (`rewind_conversation`) and
-//! releases it, and only then does the supervisor count the slot as free. A request timeout or a
+//! the client at once; the driver then either keeps the conversation (when the supervisor asked
+//! and the turn ended cleanly: it is *parked*) or resets the conversation slot
+//! (`rewind_conversation`), and only then does the supervisor count the slot as free. A later
+//! request whose history equals a parked conversation's goes to the process that holds it with
+//! only its new messages; a new conversation that needs the slot has the parked one forgotten
+//! (reset) first. A request timeout or a
 //! dropped receiver (client gone) interrupts the turn (the client gets its error at once, the slot
 //! is freed when the CLI stops); a child that does not stop, writes garbage
 //! or never becomes ready is killed; its exit is reported to the supervisor, which replaces it.

@@ -205,3 +205,32 @@ async fn a_parked_process_is_reset_for_another_conversation_when_the_pool_needs_
     assert_eq!(procs[0]["resets"], 2, "{procs:?}");
     server.stop().await;
 }
+
+#[actix_rt::test]
+async fn a_continued_native_session_continues_its_parked_conversation() {
+    let server = TestServer::fake(|_| {}).await;
+    let first = server
+        .post("/api/v1/prompt", json!({"prompt": "turn-0"}))
+        .await;
+    let id = first.body["session_id"]
+        .as_str()
+        .expect("session")
+        .to_string();
+    for i in 1..4 {
+        let next = server
+            .post(
+                "/api/v1/prompt",
+                json!({"prompt": format!("turn-{i}"), "session_id": id}),
+            )
+            .await;
+        let out = next.body["output"].as_str().expect("output").to_string();
+        let model = out.rsplit("model: ").next().unwrap_or_default();
+        let history = history_of(i, model);
+        assert!(
+            out.starts_with(&format!("echo: turn-{i} | history: {history} |")),
+            "{out}"
+        );
+    }
+    assert_eq!(counters(&server, None).await, (3, 0));
+    server.stop().await;
+}
