@@ -4,6 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
+use super::tools::{self, ClientTool, ToolChoice};
 use super::{
     Block, BlockKind, ChatMessage, PoolKey, Role, StopReason, TurnEvent, TurnOutcome, Usage,
 };
@@ -22,6 +23,8 @@ pub struct MessagesRequest {
     pub stop_sequences: Vec<String>,
     /// `output_config.format` (or the older top-level `output_format`) of type `json_schema`.
     pub output_schema: Option<Value>,
+    /// `tools`, as the model sees them: empty with `tool_choice: none`.
+    pub tools: Vec<ClientTool>,
 }
 
 /// Most stop sequences a request may name, and their longest length (in characters).
@@ -30,7 +33,12 @@ const MAX_STOP_SEQUENCE_CHARS: usize = 256;
 
 impl MessagesRequest {
     pub fn pool(&self, backend: Backend) -> PoolKey {
-        PoolKey::for_chat(backend, &self.system, self.output_schema.as_ref())
+        PoolKey::for_chat(
+            backend,
+            &self.system,
+            self.output_schema.as_ref(),
+            &self.tools,
+        )
     }
 }
 
@@ -56,15 +64,15 @@ pub fn parse_request(body: &[u8]) -> Result<MessagesRequest, String> {
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err("stream: must be a boolean".into()),
     };
-    if obj
-        .get("tools")
-        .and_then(Value::as_array)
-        .is_some_and(|t| !t.is_empty())
-    {
-        return Err("tools: client-defined tools are not supported by this server".into());
-    }
     let stop_sequences = parse_stop_sequences(obj.get("stop_sequences"))?;
     let output_schema = parse_output_format(&obj)?;
+    let tools = match parse_tool_choice(obj.get("tool_choice"))? {
+        ToolChoice::Auto => parse_tools(obj.get("tools"))?,
+        ToolChoice::None => Vec::new(),
+    };
+    if !tools.is_empty() && output_schema.is_some() {
+        return Err("tools: client tools cannot be combined with structured output".into());
+    }
     let system = parse_system(obj.get("system"))?;
     let mut messages = parse_messages(&obj)?;
     let last = messages
@@ -73,6 +81,7 @@ pub fn parse_request(body: &[u8]) -> Result<MessagesRequest, String> {
     if last.role != Role::User {
         return Err("messages: the last message must have role \"user\"".into());
     }
+    tools::check_results(&messages, &last.content)?;
     Ok(MessagesRequest {
         model,
         system,
@@ -81,7 +90,72 @@ pub fn parse_request(body: &[u8]) -> Result<MessagesRequest, String> {
         stream,
         stop_sequences,
         output_schema,
+        tools,
     })
+}
+
+/// `tools`: client (custom) tools only; the server tools the Messages API runs itself
+/// (`web_search_…`, `bash_…`, …) are not available through a CLI.
+fn parse_tools(value: Option<&Value>) -> Result<Vec<ClientTool>, String> {
+    let list = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(list)) => list,
+        Some(_) => return Err("tools: must be an array".into()),
+    };
+    let tools = list
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            match t.get("type").and_then(Value::as_str) {
+                None | Some("custom") => {}
+                Some(other) => {
+                    return Err(format!(
+                        "tools.{i}.type: {other:?} is a server tool, not available here; only client tools (with input_schema) are"
+                    ))
+                }
+            }
+            let name = t.get("name").and_then(Value::as_str);
+            let schema = t.get("input_schema");
+            match (name, schema) {
+                (Some(name), Some(schema)) => Ok(ClientTool {
+                    name: name.to_string(),
+                    description: t
+                        .get("description")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    input_schema: schema.clone(),
+                }),
+                (None, _) => Err(format!("tools.{i}.name: Field required")),
+                (_, None) => Err(format!("tools.{i}.input_schema: Field required")),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    tools::check_all(&tools, |i| format!("tools.{i}"))?;
+    Ok(tools)
+}
+
+/// `tool_choice`: `auto` (the default) or `none`. The CLI cannot force a tool call, so `any`
+/// and `tool` are refused rather than ignored, and so is `disable_parallel_tool_use`.
+fn parse_tool_choice(value: Option<&Value>) -> Result<ToolChoice, String> {
+    let Some(choice) = value.filter(|v| !v.is_null()) else {
+        return Ok(ToolChoice::Auto);
+    };
+    if choice
+        .get("disable_parallel_tool_use")
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
+        return Err("tool_choice.disable_parallel_tool_use: not supported by this server (the model may always call several tools at once)".into());
+    }
+    match choice.get("type").and_then(Value::as_str) {
+        Some("auto") => Ok(ToolChoice::Auto),
+        Some("none") => Ok(ToolChoice::None),
+        Some(kind @ ("any" | "tool")) => Err(format!(
+            "tool_choice.type: {kind:?} is not supported by this server (the CLI cannot force a tool call); use \"auto\" or \"none\""
+        )),
+        _ => Err("tool_choice.type: must be one of auto, none".into()),
+    }
 }
 
 fn parse_system(system: Option<&Value>) -> Result<String, String> {
@@ -134,6 +208,10 @@ fn parse_messages(obj: &Map<String, Value>) -> Result<Vec<ChatMessage>, String> 
                         .position(|b| b.get("type").and_then(Value::as_str).is_none())
                     {
                         return Err(format!("messages.{i}.content.{j}.type: Field required"));
+                    }
+                    for (j, block) in blocks.iter().enumerate() {
+                        tools::check_block(role, block)
+                            .map_err(|e| format!("messages.{i}.content.{j}: {e}"))?;
                     }
                     Value::Array(blocks.clone())
                 }

@@ -7,7 +7,8 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{ChatMessage, PoolKey, Role, StopReason, TurnEvent, TurnOutcome, Usage};
+use super::tools::{self, ClientTool, ToolChoice};
+use super::{Block, ChatMessage, PoolKey, Role, StopReason, TurnEvent, TurnOutcome, Usage};
 use crate::config::Backend;
 
 /// A validated `POST /v1/chat/completions` body.
@@ -26,11 +27,19 @@ pub struct ChatRequest {
     pub stop_sequences: Vec<String>,
     /// `response_format`: `json_schema` → its schema; `json_object` → `{"type": "object"}`.
     pub output_schema: Option<Value>,
+    /// The function `tools`, as the model sees them: empty with `tool_choice: "none"`.
+    /// `parallel_tool_calls` is accepted and has no effect: the model may always call several.
+    pub tools: Vec<ClientTool>,
 }
 
 impl ChatRequest {
     pub fn pool(&self, backend: Backend) -> PoolKey {
-        PoolKey::for_chat(backend, &self.system, self.output_schema.as_ref())
+        PoolKey::for_chat(
+            backend,
+            &self.system,
+            self.output_schema.as_ref(),
+            &self.tools,
+        )
     }
 }
 
@@ -81,6 +90,16 @@ pub fn parse_request(body: &[u8]) -> Result<ChatRequest, Invalid> {
     refuse_unsupported(&obj)?;
     let stop_sequences = parse_stop(obj.get("stop"))?;
     let output_schema = parse_response_format(obj.get("response_format"))?;
+    let tools = match parse_tool_choice(obj.get("tool_choice"))? {
+        ToolChoice::Auto => parse_tools(obj.get("tools"))?,
+        ToolChoice::None => Vec::new(),
+    };
+    if !tools.is_empty() && output_schema.is_some() {
+        return Err(invalid(
+            "tools",
+            "client tools cannot be combined with response_format",
+        ));
+    }
     let (system, mut messages) = parse_messages(&obj)?;
     let last = messages
         .pop()
@@ -88,9 +107,13 @@ pub fn parse_request(body: &[u8]) -> Result<ChatRequest, Invalid> {
     if last.role != Role::User {
         return Err(invalid(
             "messages",
-            "the last message must have role \"user\"",
+            "the last message must have role \"user\" (or \"tool\")",
         ));
     }
+    tools::check_results(&messages, &last.content).map_err(|e| Invalid {
+        param: Some("messages".into()),
+        message: e,
+    })?;
     Ok(ChatRequest {
         model,
         system,
@@ -100,7 +123,70 @@ pub fn parse_request(body: &[u8]) -> Result<ChatRequest, Invalid> {
         include_usage,
         stop_sequences,
         output_schema,
+        tools,
     })
+}
+
+/// `tools`: function tools (`{type: "function", function: {name, description, parameters}}`);
+/// a function without `parameters` takes no arguments.
+fn parse_tools(value: Option<&Value>) -> Result<Vec<ClientTool>, Invalid> {
+    let list = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(list)) => list,
+        Some(_) => return Err(invalid("tools", "must be an array")),
+    };
+    let tools =
+        list.iter()
+            .enumerate()
+            .map(|(i, t)| {
+                if t.get("type").and_then(Value::as_str) != Some("function") {
+                    return Err(invalid(
+                        format!("tools[{i}].type"),
+                        "only \"function\" tools are supported",
+                    ));
+                }
+                let f = t.get("function").unwrap_or(&Value::Null);
+                let name = f.get("name").and_then(Value::as_str).ok_or_else(|| {
+                    invalid(format!("tools[{i}].function.name"), "field required")
+                })?;
+                Ok(ClientTool {
+                    name: name.to_string(),
+                    description: f
+                        .get("description")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    input_schema: match f.get("parameters") {
+                        None | Some(Value::Null) => json!({"type": "object", "properties": {}}),
+                        Some(p) => p.clone(),
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+    tools::check_all(&tools, |i| format!("tools[{i}].function")).map_err(|e| Invalid {
+        param: Some("tools".into()),
+        message: e,
+    })?;
+    Ok(tools)
+}
+
+/// `tool_choice`: `"auto"` (the default) or `"none"`. The CLI cannot force a call, so
+/// `"required"` and a named function are refused rather than ignored.
+fn parse_tool_choice(value: Option<&Value>) -> Result<ToolChoice, Invalid> {
+    match value {
+        None | Some(Value::Null) => Ok(ToolChoice::Auto),
+        Some(Value::String(s)) if s == "auto" => Ok(ToolChoice::Auto),
+        Some(Value::String(s)) if s == "none" => Ok(ToolChoice::None),
+        Some(Value::String(s)) if s == "required" => Err(invalid(
+            "tool_choice",
+            "\"required\" is not supported by this server (the CLI cannot force a tool call); use \"auto\" or \"none\"",
+        )),
+        Some(Value::Object(_)) => Err(invalid(
+            "tool_choice",
+            "naming a function is not supported by this server (the CLI cannot force a tool call); use \"auto\" or \"none\"",
+        )),
+        Some(_) => Err(invalid("tool_choice", "must be \"auto\" or \"none\"")),
+    }
 }
 
 /// `stop`: a string or an array of at most four non-empty strings, as OpenAI takes it.
@@ -132,17 +218,15 @@ fn refuse_unsupported(obj: &Map<String, Value>) -> Result<(), Invalid> {
             ))
         }
     }
-    for field in ["tools", "functions"] {
-        if obj
-            .get(field)
-            .and_then(Value::as_array)
-            .is_some_and(|t| !t.is_empty())
-        {
-            return Err(invalid(
-                field,
-                "client-defined tools are not supported by this server",
-            ));
-        }
+    if obj
+        .get("functions")
+        .and_then(Value::as_array)
+        .is_some_and(|t| !t.is_empty())
+    {
+        return Err(invalid(
+            "functions",
+            "the deprecated `functions` are not supported; use `tools`",
+        ));
     }
     Ok(())
 }
@@ -188,28 +272,30 @@ fn parse_messages(obj: &Map<String, Value>) -> Result<(String, Vec<ChatMessage>)
             Some("system") | Some("developer") => {
                 system.push(text_only(content).map_err(|e| invalid(at("content"), e))?)
             }
-            Some("user") => messages.push(ChatMessage {
-                role: Role::User,
-                content: user_content(content).map_err(|(part, e)| invalid(at(&part), e))?,
-            }),
+            Some("user") => {
+                let content = user_content(content).map_err(|(part, e)| invalid(at(&part), e))?;
+                push_user(&mut messages, content);
+            }
             Some("assistant") => {
-                if m.get("tool_calls").is_some_and(|t| !t.is_null())
-                    || m.get("function_call").is_some_and(|f| !f.is_null())
-                {
-                    return Err(invalid(at("tool_calls"), "tool calls are not supported"));
+                if m.get("function_call").is_some_and(|f| !f.is_null()) {
+                    return Err(invalid(
+                        at("function_call"),
+                        "the deprecated function_call is not supported; use tool_calls",
+                    ));
                 }
-                let text = text_only(content).map_err(|e| invalid(at("content"), e))?;
                 messages.push(ChatMessage {
                     role: Role::Assistant,
-                    content: Value::String(text),
+                    content: assistant_content(m).map_err(|(field, e)| invalid(at(&field), e))?,
                 });
             }
-            Some(role @ ("tool" | "function")) => {
+            Some("tool") => {
+                let block = tool_result(m).map_err(|(field, e)| invalid(at(&field), e))?;
+                push_user(&mut messages, json!([block]));
+            }
+            Some("function") => {
                 return Err(invalid(
                     at("role"),
-                    format!(
-                        "{role:?} messages are not supported: this server runs no client tools"
-                    ),
+                    "\"function\" messages are deprecated and not supported; use \"tool\"",
                 ))
             }
             Some(other) => {
@@ -222,6 +308,93 @@ fn parse_messages(obj: &Map<String, Value>) -> Result<(String, Vec<ChatMessage>)
         }
     }
     Ok((system.join("\n\n"), messages))
+}
+
+/// Appends a user message. Tool results (OpenAI's `role: "tool"` messages) and a user message
+/// right after them form one user message, tool results first, as the Messages API wants.
+fn push_user(messages: &mut Vec<ChatMessage>, content: Value) {
+    let starts_with_result = |blocks: &[Value]| {
+        blocks
+            .first()
+            .and_then(|b| b.get("type"))
+            .and_then(Value::as_str)
+            == Some("tool_result")
+    };
+    match messages.last_mut() {
+        Some(ChatMessage {
+            role: Role::User,
+            content: Value::Array(existing),
+        }) if starts_with_result(existing) => match content {
+            Value::String(text) => existing.push(json!({"type": "text", "text": text})),
+            Value::Array(blocks) => existing.extend(blocks),
+            other => existing.push(other),
+        },
+        _ => messages.push(ChatMessage {
+            role: Role::User,
+            content,
+        }),
+    }
+}
+
+/// An assistant message: its text, and its `tool_calls` as `tool_use` blocks (the arguments,
+/// a JSON string, parsed into the block's input). The error names the field at fault.
+fn assistant_content(m: &Value) -> Result<Value, (String, String)> {
+    let calls = match m.get("tool_calls") {
+        None | Some(Value::Null) => return plain_assistant(m.get("content")),
+        Some(Value::Array(calls)) => calls,
+        Some(_) => return Err(("tool_calls".into(), "must be an array".into())),
+    };
+    let text = match m.get("content") {
+        None | Some(Value::Null) => String::new(),
+        content => text_only(content).map_err(|e| ("content".to_string(), e))?,
+    };
+    let mut blocks = Vec::with_capacity(calls.len() + 1);
+    if !text.is_empty() {
+        blocks.push(json!({"type": "text", "text": text}));
+    }
+    for (k, call) in calls.iter().enumerate() {
+        let at = |f: &str| format!("tool_calls[{k}].{f}");
+        let id = call.get("id").and_then(Value::as_str);
+        let f = call.get("function").unwrap_or(&Value::Null);
+        let name = f.get("name").and_then(Value::as_str);
+        let (Some(id), Some(name)) = (id, name) else {
+            return Err((
+                at("id"),
+                "a tool call needs an id and a function.name".into(),
+            ));
+        };
+        let input = match f.get("arguments").and_then(Value::as_str) {
+            Some("") => json!({}),
+            Some(args) => match serde_json::from_str::<Value>(args) {
+                Ok(v @ Value::Object(_)) => v,
+                _ => {
+                    return Err((
+                        at("function.arguments"),
+                        "must be a JSON object as text".into(),
+                    ))
+                }
+            },
+            None => return Err((at("function.arguments"), "field required".into())),
+        };
+        blocks.push(json!({"type": "tool_use", "id": id, "name": name, "input": input}));
+    }
+    Ok(Value::Array(blocks))
+}
+
+fn plain_assistant(content: Option<&Value>) -> Result<Value, (String, String)> {
+    text_only(content)
+        .map(Value::String)
+        .map_err(|e| ("content".to_string(), e))
+}
+
+/// A `role: "tool"` message → a `tool_result` block (its content, text, as a string).
+fn tool_result(m: &Value) -> Result<Value, (String, String)> {
+    let id = m
+        .get("tool_call_id")
+        .and_then(Value::as_str)
+        .ok_or(("tool_call_id".to_string(), "field required".to_string()))?;
+    let text = text_only(m.get("content")).map_err(|e| ("content".to_string(), e))?;
+    Ok(json!({"type": "tool_result", "tool_use_id": id, "content": text}))
 }
 
 /// A string, or an array of `text` (or, for assistants, `refusal`) parts joined.
@@ -337,15 +510,42 @@ pub fn chat_completion(id: &str, model: &str, created: u64, outcome: &TurnOutcom
         "model": model,
         "choices": [{
             "index": 0,
-            "message": match outcome.stop_reason {
-                StopReason::Refusal => json!({"role": "assistant", "content": null, "refusal": outcome.text()}),
-                _ => json!({"role": "assistant", "content": outcome.text(), "refusal": null}),
-            },
+            "message": message_json(outcome),
             "finish_reason": finish_reason(outcome.stop_reason),
             "logprobs": null,
         }],
         "usage": usage_json(&outcome.usage),
     })
+}
+
+/// The answer's message: its text (null when there is none beside tool calls) and its tool calls.
+fn message_json(outcome: &TurnOutcome) -> Value {
+    let text = outcome.text();
+    let calls = tool_calls(outcome);
+    let mut message = match outcome.stop_reason {
+        StopReason::Refusal => json!({"role": "assistant", "content": null, "refusal": text}),
+        _ if text.is_empty() && !calls.is_empty() => {
+            json!({"role": "assistant", "content": null, "refusal": null})
+        }
+        _ => json!({"role": "assistant", "content": text, "refusal": null}),
+    };
+    if !calls.is_empty() {
+        message["tool_calls"] = Value::Array(calls);
+    }
+    message
+}
+
+/// The answer's tool calls in OpenAI's shape (the arguments as JSON text).
+fn tool_calls(outcome: &TurnOutcome) -> Vec<Value> {
+    outcome
+        .content
+        .iter()
+        .filter_map(|b| match b {
+            Block::ToolUse { id, name, input } => Some(json!({"id": id, "type": "function",
+                "function": {"name": name, "arguments": input.to_string()}})),
+            Block::Text(_) => None,
+        })
+        .collect()
 }
 
 /// Listed models carry no real creation date; this fixed one (2025-01-01) keeps the shape valid.
@@ -360,8 +560,8 @@ pub fn model_list(names: &[String]) -> Value {
 }
 
 /// Writes one turn as `chat.completion.chunk` objects: a first chunk with the role, one per text
-/// text delta (tool-input deltas are not content), then the chunk with
-/// `finish_reason` and, if asked for, the usage chunk.
+/// delta, per tool call its start (`id`, `name`, empty `arguments`) and its argument pieces under
+/// the call's `index`, then the chunk with `finish_reason` and, if asked for, the usage chunk.
 pub struct ChunkWriter {
     id: String,
     model: String,
@@ -370,6 +570,8 @@ pub struct ChunkWriter {
     role_sent: bool,
     /// Whether any text was streamed (if none by the end, it comes from the outcome).
     text_sent: bool,
+    /// Tool calls started so far; the newest is the one argument deltas belong to.
+    calls_sent: usize,
 }
 
 impl ChunkWriter {
@@ -381,6 +583,7 @@ impl ChunkWriter {
             include_usage,
             role_sent: false,
             text_sent: false,
+            calls_sent: 0,
         }
     }
 
@@ -407,11 +610,28 @@ impl ChunkWriter {
     /// One event of the turn → the chunks the client gets now.
     pub fn event(&mut self, event: &TurnEvent) -> Vec<Value> {
         let mut out = self.ensure_role();
-        if let TurnEvent::TextDelta(text) = event {
-            if !text.is_empty() {
+        match event {
+            TurnEvent::TextDelta(text) if !text.is_empty() => {
                 self.text_sent = true;
                 out.push(self.chunk(json!({"content": text}), None));
             }
+            TurnEvent::BlockStarted(super::BlockKind::ToolUse { id, name }) => {
+                let index = self.calls_sent;
+                self.calls_sent += 1;
+                out.push(self.chunk(
+                    json!({"tool_calls": [{"index": index, "id": id,
+                    "type": "function", "function": {"name": name, "arguments": ""}}]}),
+                    None,
+                ));
+            }
+            TurnEvent::ToolInputDelta(partial) if self.calls_sent > 0 && !partial.is_empty() => {
+                let index = self.calls_sent - 1;
+                out.push(self.chunk(
+                    json!({"tool_calls": [{"index": index, "function": {"arguments": partial}}]}),
+                    None,
+                ));
+            }
+            _ => {}
         }
         out
     }
@@ -427,6 +647,13 @@ impl ChunkWriter {
                 _ => json!({"content": text}),
             };
             out.push(self.chunk(delta, None));
+        }
+        if self.calls_sent == 0 {
+            // Not streamed (a non-streaming fallback): each call whole, arguments included.
+            for (index, mut call) in tool_calls(outcome).into_iter().enumerate() {
+                call["index"] = json!(index);
+                out.push(self.chunk(json!({"tool_calls": [call]}), None));
+            }
         }
         let reason = finish_reason(outcome.stop_reason);
         out.push(self.chunk(json!({}), Some(reason)));
