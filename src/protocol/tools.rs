@@ -238,7 +238,7 @@ mod tests {
                 {"type": "tool_use", "id": "t1", "name": "f", "input": {}}]),
         };
         let user = |id: &str| json!([{"type": "tool_result", "tool_use_id": id, "content": "r"}]);
-        assert!(check_results(&[asked.clone()], &user("t1")).is_ok());
+        assert!(check_results(std::slice::from_ref(&asked), &user("t1")).is_ok());
         assert!(check_results(&[asked], &user("t2"))
             .unwrap_err()
             .contains("\"t2\""));

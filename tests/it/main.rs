@@ -19,3 +19,4 @@ mod real_gemini;
 mod stop;
 mod structured;
 mod support;
+mod tools;

@@ -41,13 +41,13 @@ fn real_settings() -> Settings {
     s
 }
 
-async fn real(tweak: impl FnOnce(&mut Settings)) -> TestServer {
+pub(crate) async fn real(tweak: impl FnOnce(&mut Settings)) -> TestServer {
     let mut s = real_settings();
     tweak(&mut s);
     TestServer::start(s).await
 }
 
-fn token() -> String {
+pub(crate) fn token() -> String {
     format!("tok{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
 }
 

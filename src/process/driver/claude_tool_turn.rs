@@ -11,6 +11,7 @@ use crate::protocol::TurnEvent;
 pub(super) struct ToolUseAnswered {
     /// The unanswered `tools/call`s, one per `tool_use` block the client got: what a parked
     /// turn would answer with the client's `tool_result`s.
+    // Read only by the tests until a parked turn answers them.
     #[allow(dead_code)]
     pub(super) calls: Vec<PendingCall>,
 }
