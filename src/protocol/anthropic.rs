@@ -228,7 +228,8 @@ fn parse_messages(obj: &Map<String, Value>) -> Result<Vec<ChatMessage>, String> 
 }
 
 /// Estimated input tokens of a `count_tokens` body (same fields as a message request, without
-/// `max_tokens`): ≈4 bytes of text per token, 4 per message, 1600 per image or document.
+/// `max_tokens`): ≈4 bytes of text (and of tool definitions) per token, 4 per message, 1600 per
+/// image or document.
 pub fn estimate_tokens(body: &[u8]) -> Result<u64, String> {
     let mut value: Value =
         serde_json::from_slice(body).map_err(|e| format!("request body is not valid JSON: {e}"))?;
@@ -236,7 +237,13 @@ pub fn estimate_tokens(body: &[u8]) -> Result<u64, String> {
         obj.entry("max_tokens").or_insert(json!(1));
     }
     let req = parse_request(value.to_string().as_bytes())?;
-    let mut bytes = req.system.len() as u64;
+    // Tool definitions are sent upstream as they are: their JSON counts as text.
+    let mut bytes = req.system.len() as u64
+        + req
+            .tools
+            .iter()
+            .map(|t| serde_json::to_string(t).map_or(0, |j| j.len() as u64))
+            .sum::<u64>();
     let mut fixed = 0u64;
     for content in req
         .history
