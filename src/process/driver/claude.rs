@@ -150,13 +150,18 @@ impl ClaudeDriver {
             // it streams; the result carries it whole.
             CliLine::StreamEvent { .. } if self.structured => {}
             CliLine::StreamEvent { event } => {
+                let tools = &self.tools;
+                let is_client = |name: &str| tools.iter().any(|t| t.name == name);
                 if let Phase::Busy(turn) = &mut self.phase {
                     if turn.awaiting == Awaiting::FinalResult && turn.tool_use_answered.is_none() {
                         for e in turn.demux.event(&event) {
-                            if let Some(watch) = &mut turn.tool_watch {
-                                watch.on_event(&e);
+                            let shown = match &mut turn.tool_watch {
+                                Some(watch) => watch.on_event(&e, is_client),
+                                None => true,
+                            };
+                            if shown {
+                                out.turn(turn.id, e);
                             }
-                            out.turn(turn.id, e);
                         }
                         if let Some(watch) = &mut turn.tool_watch {
                             watch.on_stream(&event);

@@ -144,6 +144,8 @@ pub struct ToolUseWatch {
     message_stopped: bool,
     usage: Usage,
     calls: Vec<PendingCall>,
+    /// Inside the block of a tool that is not the client's: not shown (see `on_event`).
+    hiding: bool,
 }
 
 impl ToolUseWatch {
@@ -154,6 +156,7 @@ impl ToolUseWatch {
             Some("message_start") => {
                 // A new upstream message (or a retry of this one): its blocks start afresh.
                 self.blocks.clear();
+                self.hiding = false;
                 self.stop_reason = None;
                 self.message_stopped = false;
                 let u = ev.pointer("/message/usage").unwrap_or(&Value::Null);
@@ -178,9 +181,20 @@ impl ToolUseWatch {
         }
     }
 
-    /// A typed event of the same message (what the client is shown).
-    pub fn on_event(&mut self, ev: &TurnEvent) {
+    /// A typed event of the same message; whether the client is shown it. The block of a
+    /// tool that is not the client's (`is_client`: a name the model made up, which the CLI
+    /// answers with an error itself) is not.
+    pub fn on_event(&mut self, ev: &TurnEvent, is_client: impl Fn(&str) -> bool) -> bool {
         match ev {
+            TurnEvent::BlockStarted(BlockKind::ToolUse { name, .. }) if !is_client(name) => {
+                self.hiding = true;
+                return false;
+            }
+            TurnEvent::ToolInputDelta(_) if self.hiding => return false,
+            TurnEvent::BlockStopped if self.hiding => {
+                self.hiding = false;
+                return false;
+            }
             TurnEvent::BlockStarted(BlockKind::Text) => {
                 self.blocks.push(Streamed::Text(String::new()))
             }
@@ -197,6 +211,7 @@ impl ToolUseWatch {
             }
             _ => {}
         }
+        true
     }
 
     pub fn on_call(&mut self, call: PendingCall) {
@@ -204,7 +219,8 @@ impl ToolUseWatch {
     }
 
     /// The client's answer once the model waits on tools: the message's text and tool calls
-    /// (inputs as the CLI passed them), `stop_reason: tool_use`.
+    /// (inputs as the CLI passed them), `stop_reason: tool_use`. The hidden block of a made-up
+    /// tool is not waited for: its call never reaches the server.
     pub fn stopped_for_tools(&self) -> Option<TurnOutcome> {
         if !(self.message_stopped && self.stop_reason.as_deref() == Some("tool_use")) {
             return None;

@@ -310,3 +310,56 @@ fn tool_history_is_replayed_and_the_tool_results_are_the_prompt() {
         (results, json!(true))
     );
 }
+
+#[test]
+fn a_made_up_tool_is_neither_waited_for_nor_shown() {
+    let mut d = ready_with_tools();
+    let mut out = Outbox::default();
+    d.begin(
+        4,
+        TurnInput {
+            system_prompt: String::new(),
+            output_schema: None,
+            model: "sonnet".into(),
+            history: Vec::new(),
+            prompt: json!("q"),
+        },
+        &mut out,
+    );
+    let mut shown = Vec::new();
+    for ev in [
+        json!({"type": "message_start", "message": {}}),
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_x", "name": "Bash", "input": {}}}),
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{}"}}),
+        json!({"type": "content_block_stop", "index": 0}),
+        json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}}),
+        json!({"type": "content_block_stop", "index": 1}),
+        json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}}),
+        json!({"type": "message_stop"}),
+    ] {
+        shown.extend(names(&feed(&mut d, stream(ev))));
+    }
+    assert_eq!(
+        shown,
+        [
+            "4:BlockStarted(ToolUse { id: \"toolu_1\", name: \"get_weather\" })",
+            "4:BlockStopped"
+        ]
+    );
+    let out = feed(&mut d, tools_call("c1", 2, "toolu_1", "Oslo"));
+    let DriverEvent::Turn {
+        event: TurnEvent::Done(outcome),
+        ..
+    } = &out.events[0]
+    else {
+        panic!("{:?}", out.events)
+    };
+    assert_eq!(
+        outcome.content,
+        [Block::ToolUse {
+            id: "toolu_1".into(),
+            name: "get_weather".into(),
+            input: json!({"city": "Oslo"})
+        }]
+    );
+}
