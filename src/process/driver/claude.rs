@@ -9,7 +9,7 @@
 //! A process bound to client tools serves them as an SDK MCP server ([`claude_mcp`]). When the
 //! model stops for tool use and its `tools/call`s have arrived, the client's turn ends there
 //! (`stop_reason: tool_use`); what becomes of the CLI's turn, still waiting on those calls, is
-//! [`ClaudeDriver::after_tool_use_answer`]'s decision.
+//! `ClaudeDriver::after_tool_use_answer`'s decision (in `claude_tool_turn.rs`).
 //!
 //! [`claude_mcp`]: super::claude_mcp
 
@@ -70,7 +70,8 @@ struct Turn {
     tool_use_answered: Option<tool_turn::ToolUseAnswered>,
 }
 
-/// Where the protocol is. Transitions: `Fresh → Initializing → Idle ⇄ Busy → Resetting → Idle`;
+/// Where the protocol is. Transitions: `Fresh → Initializing → Idle ⇄ Busy → Resetting → Idle`
+/// (`Initializing → Registering → Idle` with client tools);
 /// a spare goes `Fresh → Probing → Unbound → Initializing → …`.
 #[derive(Debug)]
 enum Phase {
