@@ -108,6 +108,35 @@ pub fn on_message(request_id: &str, request: &Value, tools: &[ClientTool]) -> Mc
     ))
 }
 
+/// Answers `call` with the client's `tool_result` block (Messages API shape: `content` a string
+/// or text/image blocks, `is_error`): the CLI hands it to the model as that call's result. What a
+/// parked turn sends when the client's follow-up brings the result.
+pub fn call_result(call: &PendingCall, tool_result: &Value) -> Value {
+    let content: Vec<Value> = match tool_result.get("content") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(text)) => vec![json!({"type": "text", "text": text})],
+        Some(Value::Array(blocks)) => blocks.iter().filter_map(mcp_content).collect(),
+        Some(other) => vec![json!({"type": "text", "text": other.to_string()})],
+    };
+    let is_error = tool_result.get("is_error").and_then(Value::as_bool) == Some(true);
+    mcp_response(
+        &call.request_id,
+        json!({"jsonrpc": "2.0", "id": call.rpc_id,
+            "result": {"content": content, "isError": is_error}}),
+    )
+}
+
+/// A Messages API content block as MCP tool-result content (text, base64 image).
+fn mcp_content(block: &Value) -> Option<Value> {
+    match block.get("type").and_then(Value::as_str) {
+        Some("text") => Some(json!({"type": "text", "text": block.get("text")?})),
+        Some("image") if block.pointer("/source/type") == Some(&json!("base64")) => Some(json!({
+            "type": "image", "data": block.pointer("/source/data")?,
+            "mimeType": block.pointer("/source/media_type")?})),
+        _ => None,
+    }
+}
+
 /// Answers `call` with a JSON-RPC error: the model gets it as an error `tool_result`.
 pub fn call_error(call: &PendingCall, message: &str) -> Value {
     mcp_response(

@@ -363,3 +363,35 @@ fn a_made_up_tool_is_neither_waited_for_nor_shown() {
         }]
     );
 }
+
+#[test]
+fn a_client_tool_result_becomes_the_calls_mcp_answer() {
+    let call = mcp::PendingCall {
+        request_id: "752c".into(),
+        rpc_id: json!(2),
+        tool_use_id: "toolu_1".into(),
+        name: "get_weather".into(),
+        arguments: json!({"city": "Paris"}),
+    };
+    let answer = mcp::call_result(
+        &call,
+        &json!({"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny, 21C"}),
+    );
+    assert_eq!(
+        answer,
+        json!({"type": "control_response", "response": {"subtype": "success",
+            "request_id": "752c", "response": {"mcp_response": {"jsonrpc": "2.0", "id": 2,
+                "result": {"content": [{"type": "text", "text": "sunny, 21C"}], "isError": false}}}}})
+    );
+    let failed = mcp::call_result(
+        &call,
+        &json!({"type": "tool_result", "tool_use_id": "toolu_1", "is_error": true,
+            "content": [{"type": "text", "text": "city not found"},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AA=="}}]}),
+    );
+    assert_eq!(
+        failed["response"]["response"]["mcp_response"]["result"],
+        json!({"content": [{"type": "text", "text": "city not found"},
+            {"type": "image", "data": "AA==", "mimeType": "image/png"}], "isError": true})
+    );
+}
