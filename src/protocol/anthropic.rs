@@ -1,14 +1,16 @@
-//! The Anthropic Messages API on the wire: request validation into a [`TurnSpec`](super::TurnSpec)-to-be, the
-//! non-streaming response, and [`StreamTranslator`], which turns a turn's typed events
-//! into the SSE events a client of `POST /v1/messages` expects.
+//! The Anthropic Messages API on the wire: request validation into a [`TurnSpec`](super::TurnSpec)-to-be
+//! (client tools in `anthropic_tools.rs`), the non-streaming response, and, from
+//! `anthropic_stream.rs`, [`StreamTranslator`], which turns a turn's typed events into the SSE
+//! events a client of `POST /v1/messages` expects.
 
 use serde_json::{json, Map, Value};
 
 use super::tools::{self, ClientTool, ToolChoice};
-use super::{
-    Block, BlockKind, ChatMessage, PoolKey, Role, StopReason, TurnEvent, TurnOutcome, Usage,
-};
+use super::{Block, ChatMessage, PoolKey, Role, StopReason, TurnOutcome, Usage};
 use crate::config::Backend;
+use tool_defs::{parse_tool_choice, parse_tools};
+
+pub use stream::{SseEvent, StreamTranslator};
 
 /// A validated `POST /v1/messages` body.
 #[derive(Debug)]
@@ -92,70 +94,6 @@ pub fn parse_request(body: &[u8]) -> Result<MessagesRequest, String> {
         output_schema,
         tools,
     })
-}
-
-/// `tools`: client (custom) tools only; the server tools the Messages API runs itself
-/// (`web_search_…`, `bash_…`, …) are not available through a CLI.
-fn parse_tools(value: Option<&Value>) -> Result<Vec<ClientTool>, String> {
-    let list = match value {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(list)) => list,
-        Some(_) => return Err("tools: must be an array".into()),
-    };
-    let tools = list
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            match t.get("type").and_then(Value::as_str) {
-                None | Some("custom") => {}
-                Some(other) => {
-                    return Err(format!(
-                        "tools.{i}.type: {other:?} is a server tool, not available here; only client tools (with input_schema) are"
-                    ))
-                }
-            }
-            let name = t.get("name").and_then(Value::as_str);
-            let schema = t.get("input_schema");
-            match (name, schema) {
-                (Some(name), Some(schema)) => Ok(ClientTool {
-                    name: name.to_string(),
-                    description: t
-                        .get("description")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
-                    input_schema: schema.clone(),
-                }),
-                (None, _) => Err(format!("tools.{i}.name: Field required")),
-                (_, None) => Err(format!("tools.{i}.input_schema: Field required")),
-            }
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    tools::check_all(&tools, |i| format!("tools.{i}"))?;
-    Ok(tools)
-}
-
-/// `tool_choice`: `auto` (the default) or `none`. The CLI cannot force a tool call, so `any`
-/// and `tool` are refused rather than ignored, and so is `disable_parallel_tool_use`.
-fn parse_tool_choice(value: Option<&Value>) -> Result<ToolChoice, String> {
-    let Some(choice) = value.filter(|v| !v.is_null()) else {
-        return Ok(ToolChoice::Auto);
-    };
-    if choice
-        .get("disable_parallel_tool_use")
-        .and_then(Value::as_bool)
-        == Some(true)
-    {
-        return Err("tool_choice.disable_parallel_tool_use: not supported by this server (the model may always call several tools at once)".into());
-    }
-    match choice.get("type").and_then(Value::as_str) {
-        Some("auto") => Ok(ToolChoice::Auto),
-        Some("none") => Ok(ToolChoice::None),
-        Some(kind @ ("any" | "tool")) => Err(format!(
-            "tool_choice.type: {kind:?} is not supported by this server (the CLI cannot force a tool call); use \"auto\" or \"none\""
-        )),
-        _ => Err("tool_choice.type: must be one of auto, none".into()),
-    }
 }
 
 fn parse_system(system: Option<&Value>) -> Result<String, String> {
@@ -390,7 +328,7 @@ fn block_json(block: &Block) -> Value {
     }
 }
 
-fn usage_json(u: &Usage) -> Value {
+pub(super) fn usage_json(u: &Usage) -> Value {
     json!({
         "input_tokens": u.input_tokens,
         "output_tokens": u.output_tokens,
@@ -414,152 +352,10 @@ pub fn message_response(id: &str, model: &str, outcome: &TurnOutcome) -> Value {
     })
 }
 
-/// An SSE event: name and JSON data.
-pub type SseEvent = (&'static str, Value);
-
-/// Writes a turn's events as the Messages API's stream for one client: `message_start` before
-/// the first block, each block's start/delta/stop under the client's numbering, and the closing
-/// `message_delta` (with the turn's real usage) and `message_stop` once the outcome is known.
-pub struct StreamTranslator {
-    model: String,
-    message_id: String,
-    started: bool,
-    /// The index of the block now open, if any.
-    open: Option<u64>,
-    next_index: u64,
-    /// Blocks the client has seen start (if none by the end, they are made from the outcome).
-    blocks_sent: u64,
-}
-
-impl StreamTranslator {
-    pub fn new(model: &str, message_id: &str) -> Self {
-        Self {
-            model: model.to_string(),
-            message_id: message_id.to_string(),
-            started: false,
-            open: None,
-            next_index: 0,
-            blocks_sent: 0,
-        }
-    }
-
-    fn ensure_started(&mut self) -> Vec<SseEvent> {
-        if self.started {
-            return Vec::new();
-        }
-        self.started = true;
-        vec![(
-            "message_start",
-            json!({"type": "message_start", "message": {
-            "id": self.message_id, "type": "message", "role": "assistant", "model": self.model,
-            "content": [], "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": 0, "output_tokens": 0}}}),
-        )]
-    }
-
-    fn delta(&self, delta: Value) -> Vec<SseEvent> {
-        match self.open {
-            Some(index) => vec![(
-                "content_block_delta",
-                json!({"type": "content_block_delta", "index": index, "delta": delta}),
-            )],
-            None => Vec::new(),
-        }
-    }
-
-    fn stop_block(&mut self) -> Vec<SseEvent> {
-        match self.open.take() {
-            Some(index) => vec![(
-                "content_block_stop",
-                json!({"type": "content_block_stop", "index": index}),
-            )],
-            None => Vec::new(),
-        }
-    }
-
-    /// One event of the turn → what the client gets now (possibly nothing).
-    pub fn event(&mut self, ev: &TurnEvent) -> Vec<SseEvent> {
-        match ev {
-            TurnEvent::BlockStarted(kind) => {
-                let mut out = self.ensure_started();
-                out.extend(self.stop_block());
-                let index = self.next_index;
-                self.next_index += 1;
-                self.blocks_sent += 1;
-                self.open = Some(index);
-                let block = match kind {
-                    BlockKind::Text => json!({"type": "text", "text": ""}),
-                    BlockKind::ToolUse { id, name } => {
-                        json!({"type": "tool_use", "id": id, "name": name, "input": {}})
-                    }
-                };
-                out.push((
-                    "content_block_start",
-                    json!({"type": "content_block_start", "index": index, "content_block": block}),
-                ));
-                out
-            }
-            TurnEvent::TextDelta(text) => self.delta(json!({"type": "text_delta", "text": text})),
-            TurnEvent::ToolInputDelta(partial) => {
-                self.delta(json!({"type": "input_json_delta", "partial_json": partial}))
-            }
-            TurnEvent::BlockStopped => self.stop_block(),
-            // Text blocks start with their first delta, so a restart before any text left
-            // nothing to take back; after text, the stream ends with an error instead (sse).
-            TurnEvent::Restarted | TurnEvent::Done(_) | TurnEvent::Failed(_) => Vec::new(),
-        }
-    }
-
-    /// The turn succeeded: anything not streamed yet (the CLI may have fallen back to a
-    /// non-streaming call), then the closing events.
-    pub fn done(&mut self, outcome: &TurnOutcome) -> Vec<SseEvent> {
-        let mut out = self.ensure_started();
-        out.extend(self.stop_block());
-        if self.blocks_sent == 0 {
-            for block in &outcome.content {
-                let index = self.next_index;
-                self.next_index += 1;
-                out.extend(block_events(index, block));
-            }
-        }
-        out.push((
-            "message_delta",
-            json!({"type": "message_delta",
-            "delta": {"stop_reason": stop_reason_name(outcome.stop_reason), "stop_sequence": outcome.stop_sequence},
-            "usage": usage_json(&outcome.usage)}),
-        ));
-        out.push(("message_stop", json!({"type": "message_stop"})));
-        out
-    }
-}
-
-/// The start/delta/stop events of one whole block.
-fn block_events(index: u64, block: &Block) -> Vec<SseEvent> {
-    let (start, delta) = match block {
-        Block::ToolUse { id, name, input } => (
-            json!({"type": "tool_use", "id": id, "name": name, "input": {}}),
-            json!({"type": "input_json_delta", "partial_json": input.to_string()}),
-        ),
-        Block::Text(text) => (
-            json!({"type": "text", "text": ""}),
-            json!({"type": "text_delta", "text": text}),
-        ),
-    };
-    vec![
-        (
-            "content_block_start",
-            json!({"type": "content_block_start", "index": index, "content_block": start}),
-        ),
-        (
-            "content_block_delta",
-            json!({"type": "content_block_delta", "index": index, "delta": delta}),
-        ),
-        (
-            "content_block_stop",
-            json!({"type": "content_block_stop", "index": index}),
-        ),
-    ]
-}
+#[path = "anthropic_stream.rs"]
+mod stream;
+#[path = "anthropic_tools.rs"]
+mod tool_defs;
 
 #[cfg(test)]
 #[path = "anthropic_tests.rs"]

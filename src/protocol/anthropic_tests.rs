@@ -1,4 +1,5 @@
 use super::*;
+use crate::protocol::{BlockKind, TurnEvent};
 
 fn body(v: Value) -> Vec<u8> {
     v.to_string().into_bytes()

@@ -1,5 +1,5 @@
 use super::*;
-use crate::protocol::{Block, BlockKind};
+use crate::protocol::{Block, BlockKind, StopReason, TurnEvent, TurnOutcome};
 
 fn parse(v: Value) -> Result<ChatRequest, Invalid> {
     parse_request(v.to_string().as_bytes())
