@@ -38,8 +38,8 @@
 //!
 //! # Theory of operation
 //! A handler validates the request and builds a [`protocol::TurnSpec`]: the pool key (what a live
-//! process cannot change: its backend, and for Claude Code its system prompt and structured-output
-//! schema), the CLI model, the prior turns, the prompt, stop sequences and schema. It
+//! process cannot change: its backend, and for Claude Code its system prompt, structured-output
+//! schema and client tools), the CLI model, the prior turns, the prompt, stop sequences and schema. It
 //! submits it through [`supervisor::SupervisorHandle`] and gets back the receiving end of the
 //! turn's event channel.
 //!
@@ -54,7 +54,9 @@
 //! A [`process::CliProcess`] hands the turn to its driver, which turns it into the CLI's lines
 //! (Claude Code: switch model if needed, replay the prior turns as `shouldQuery:false` user lines
 //! and assistant lines so the model sees real history, send the prompt) and the CLI's output into
-//! typed, dialect-neutral [`protocol::TurnEvent`]s for the turn's channel. The final event goes to
+//! typed, dialect-neutral [`protocol::TurnEvent`]s for the turn's channel. Client tools are an
+//! SDK MCP server the driver itself serves the CLI: when the model stops to call them, the turn's
+//! final event is the `tool_use` answer. The final event goes to
 //! the client at once; the driver then either keeps the conversation (when the supervisor asked
 //! and the turn ended cleanly: it is *parked*) or resets the conversation slot
 //! (`rewind_conversation`), and only then does the supervisor count the slot as free. A later

@@ -137,6 +137,7 @@ pub async fn messages(
     let serve_err = |e: ServeError| err(ApiError::Serve(e));
     let route = state.router.resolve(&parsed.model).map_err(serve_err)?;
     super::check_structured(route.backend, parsed.output_schema.is_some()).map_err(err)?;
+    super::check_tools(route.backend, !parsed.tools.is_empty()).map_err(err)?;
     let spec = TurnSpec {
         request_id: request_id.clone(),
         pool: parsed.pool(route.backend),

@@ -278,6 +278,23 @@ pub fn check_structured(backend: crate::routing::Backend, schema: bool) -> Resul
     }
 }
 
+/// Client tools are served only through Claude Code for now (its SDK MCP server); the Codex and
+/// Gemini CLIs have their own routes to the same feature, not wired yet, so such a request is
+/// refused rather than answered without its tools.
+pub fn check_tools(backend: crate::routing::Backend, tools: bool) -> Result<(), ApiError> {
+    use crate::routing::Backend;
+    match (backend, tools) {
+        (Backend::Codex | Backend::Gemini, true) => Err(ApiError::InvalidParam {
+            param: "tools".into(),
+            message: format!(
+                "tools: client tools are not available on the {} backend yet; use a Claude model",
+                backend.name()
+            ),
+        }),
+        (Backend::Claude, _) | (_, false) => Ok(()),
+    }
+}
+
 /// Reads a request body up to `limit` bytes.
 pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
     let mut body = BytesMut::new();

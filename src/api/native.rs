@@ -132,16 +132,17 @@ fn plan(
                 workdir,
                 profile,
                 output_schema: None,
+                tools: None,
             };
             (pool, state.router.claude_model(&model))
         }
         // A name of another backend's family, sent to this one, passes as it is.
         _ if route.backend != backend => (
-            PoolKey::for_chat(backend, &system_prompt, None),
+            PoolKey::for_chat(backend, &system_prompt, None, &[]),
             model.clone(),
         ),
         _ => (
-            PoolKey::for_chat(backend, &system_prompt, None),
+            PoolKey::for_chat(backend, &system_prompt, None, &[]),
             route.model,
         ),
     };

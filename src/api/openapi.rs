@@ -74,7 +74,7 @@ pub async fn openapi_json() -> HttpResponse {
 }
 
 /// `POST /v1/messages` body (fields not listed — temperature, metadata, … — are accepted and
-/// ignored; `tools` is refused).
+/// ignored; `tool_choice` `any`/`tool` is refused: the CLI cannot force a call).
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct MessagesBody {
@@ -88,6 +88,11 @@ pub struct MessagesBody {
     #[schema(value_type = Option<Object>)]
     pub system: Option<Value>,
     pub stream: Option<bool>,
+    /// Client tools `{name, description, input_schema}` (Claude models only).
+    pub tools: Option<Vec<Object>>,
+    /// `{"type": "auto"}` (the default) or `{"type": "none"}` (the request runs without tools).
+    #[schema(value_type = Option<Object>)]
+    pub tool_choice: Option<Value>,
 }
 
 #[derive(ToSchema)]
@@ -189,8 +194,8 @@ pub struct NativeErrorInner {
     pub request_id: Option<String>,
 }
 
-/// `POST /openai/v1/chat/completions` body (sampling parameters are accepted and ignored;
-/// `n` > 1, `tools` and tool messages are refused).
+/// `POST /openai/v1/chat/completions` body (sampling parameters and `parallel_tool_calls` are
+/// accepted and ignored; `n` > 1, `functions` and a forced `tool_choice` are refused).
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct ChatBody {
@@ -203,14 +208,21 @@ pub struct ChatBody {
     pub stream_options: Option<Value>,
     #[schema(minimum = 1, maximum = 1)]
     pub n: Option<u32>,
+    /// Function tools `{type: "function", function: {name, description, parameters}}` (Claude
+    /// models only).
+    pub tools: Option<Vec<Object>>,
+    /// `"auto"` (the default) or `"none"` (the request runs without tools).
+    #[schema(value_type = Option<Object>)]
+    pub tool_choice: Option<Value>,
 }
 
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct ChatMessageBody {
-    #[schema(pattern = "^(system|developer|user|assistant)$")]
+    #[schema(pattern = "^(system|developer|user|assistant|tool)$")]
     pub role: String,
-    /// A string or an array of content parts (`text`, `image_url`).
+    /// A string or an array of content parts (`text`, `image_url`); assistant messages may
+    /// carry `tool_calls`, `tool` messages a `tool_call_id`.
     #[schema(value_type = Object)]
     pub content: Value,
 }

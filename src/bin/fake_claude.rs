@@ -22,6 +22,14 @@
 //!   before any); the CLI retries: a second `message_start`, then the whole answer streamed.
 //! - `FAKE_FALLBACK_PARTIAL` / `FAKE_FALLBACK_CLEAN`: the same drop, then the CLI's
 //!   non-streaming fallback: no more stream events, the whole answer in the `assistant` line.
+//! - `FAKE_TOOL:<name>:<json>` (once or more): the model calls the host's client tools (see
+//!   [`tools`]).
+//!
+//! Replayed `tool_use` and `tool_result` blocks show in the history as `[tool_use <name>]` and
+//! `[tool_result <text>]`.
+
+#[path = "fake_claude/tools.rs"]
+mod tools;
 
 use std::io::{BufRead, Write};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -37,6 +45,8 @@ struct Fake {
     next_uuid: u64,
     delta_delay: Duration,
     total_cost: f64,
+    /// The host registered its SDK MCP server `client` (`mcp_set_servers`).
+    mcp_registered: bool,
 }
 
 fn emit(v: &Value) {
@@ -77,6 +87,14 @@ fn text_of(content: &Value) -> String {
             .filter_map(|b| match b.get("type").and_then(Value::as_str) {
                 Some("text") => b.get("text").and_then(Value::as_str).map(String::from),
                 Some("image") => Some("[image]".into()),
+                Some("tool_use") => Some(format!(
+                    "[tool_use {}]",
+                    b.get("name").and_then(Value::as_str).unwrap_or_default()
+                )),
+                Some("tool_result") => Some(format!(
+                    "[tool_result {}]",
+                    text_of(b.get("content").unwrap_or(&Value::Null))
+                )),
                 _ => None,
             })
             .collect::<Vec<_>>()
@@ -172,6 +190,18 @@ impl Fake {
                 }
             }
             "interrupt" => self.control_ok(request_id, json!({"still_queued": []})),
+            "mcp_set_servers" => {
+                self.mcp_registered = req.pointer("/servers/client/type") == Some(&json!("sdk"));
+                let added: Vec<&str> = self
+                    .mcp_registered
+                    .then_some("client")
+                    .into_iter()
+                    .collect();
+                self.control_ok(
+                    request_id,
+                    json!({"added": added, "removed": [], "errors": {}}),
+                );
+            }
             "get_settings" => {
                 if switch("never-ready").is_some() {
                     return;
@@ -213,6 +243,23 @@ impl Fake {
         event(
             json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
         );
+        let calls = tools::requested(&prompt);
+        let answer = match calls.is_empty() {
+            true => answer,
+            false => match self.tool_turn(&calls, &uuid, input) {
+                tools::ToolTurn::Interrupted => return,
+                tools::ToolTurn::Unknown(text) => text,
+                tools::ToolTurn::Answered(text) => {
+                    event(
+                        json!({"type": "message_start", "message": {"id": "msg_fake2",
+                        "model": self.model, "usage": {"input_tokens": 11, "output_tokens": 1}}}),
+                    );
+                    event(json!({"type": "content_block_start", "index": 0,
+                        "content_block": {"type": "text", "text": ""}}));
+                    text
+                }
+            },
+        };
         if prompt.contains("FAKE_CRASH") {
             event(
                 json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "partial "}}),
@@ -392,6 +439,7 @@ fn main() {
         next_uuid: 0,
         delta_delay: switch_ms("delay-ms").unwrap_or_default(),
         total_cost: 0.0,
+        mcp_registered: false,
     };
     if let Some(s) = flag("--system-prompt").filter(|s| !s.is_empty()) {
         fake.system = Some(s);

@@ -48,6 +48,8 @@ pub struct Bind {
     pub system_prompt: String,
     /// A structured-output schema, for a CLI that binds it per process (Claude Code).
     pub output_schema: Option<serde_json::Value>,
+    /// The client tools, for a CLI that binds them per process (Claude Code).
+    pub tools: Vec<crate::protocol::tools::ClientTool>,
 }
 
 /// Supervisor → spare: probe readiness without binding a system prompt. The process reports

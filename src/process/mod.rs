@@ -380,7 +380,12 @@ impl Handler<Bind> for CliProcess {
             ctx,
         );
         self.drive(ctx, |d, out| {
-            d.bind(&msg.system_prompt, msg.output_schema.as_ref(), out)
+            d.bind(
+                &msg.system_prompt,
+                msg.output_schema.as_ref(),
+                &msg.tools,
+                out,
+            )
         });
     }
 }

@@ -214,6 +214,7 @@ impl Harness {
         self.process.do_send(Bind {
             system_prompt: system.into(),
             output_schema: None,
+            tools: Vec::new(),
         });
         let init = self.cli.expect_control("initialize", json!({})).await;
         assert_eq!(init["request"]["systemPrompt"], system);
@@ -418,6 +419,7 @@ async fn a_cli_that_never_answers_initialize_is_killed_after_the_ready_timeout()
     h.process.do_send(Bind {
         system_prompt: String::new(),
         output_schema: None,
+        tools: Vec::new(),
     });
     let init = h.cli.read().await;
     assert_eq!(init["request"]["subtype"], "initialize");

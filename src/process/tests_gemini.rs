@@ -23,6 +23,7 @@ async fn started(params: GeminiParams) -> Harness {
     h.process.do_send(Bind {
         system_prompt: String::new(),
         output_schema: None,
+        tools: Vec::new(),
     });
     let init = h.cli.read().await;
     assert_eq!(init["method"], "initialize");

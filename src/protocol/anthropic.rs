@@ -1,13 +1,16 @@
-//! The Anthropic Messages API on the wire: request validation into a [`TurnSpec`](super::TurnSpec)-to-be, the
-//! non-streaming response, and [`StreamTranslator`], which turns a turn's typed events
-//! into the SSE events a client of `POST /v1/messages` expects.
+//! The Anthropic Messages API on the wire: request validation into a [`TurnSpec`](super::TurnSpec)-to-be
+//! (client tools in `anthropic_tools.rs`), the non-streaming response, and, from
+//! `anthropic_stream.rs`, [`StreamTranslator`], which turns a turn's typed events into the SSE
+//! events a client of `POST /v1/messages` expects.
 
 use serde_json::{json, Map, Value};
 
-use super::{
-    Block, BlockKind, ChatMessage, PoolKey, Role, StopReason, TurnEvent, TurnOutcome, Usage,
-};
+use super::tools::{self, ClientTool, ToolChoice};
+use super::{Block, ChatMessage, PoolKey, Role, StopReason, TurnOutcome, Usage};
 use crate::config::Backend;
+use tool_defs::{parse_tool_choice, parse_tools};
+
+pub use stream::{SseEvent, StreamTranslator};
 
 /// A validated `POST /v1/messages` body.
 #[derive(Debug)]
@@ -22,6 +25,8 @@ pub struct MessagesRequest {
     pub stop_sequences: Vec<String>,
     /// `output_config.format` (or the older top-level `output_format`) of type `json_schema`.
     pub output_schema: Option<Value>,
+    /// `tools`, as the model sees them: empty with `tool_choice: none`.
+    pub tools: Vec<ClientTool>,
 }
 
 /// Most stop sequences a request may name, and their longest length (in characters).
@@ -30,7 +35,12 @@ const MAX_STOP_SEQUENCE_CHARS: usize = 256;
 
 impl MessagesRequest {
     pub fn pool(&self, backend: Backend) -> PoolKey {
-        PoolKey::for_chat(backend, &self.system, self.output_schema.as_ref())
+        PoolKey::for_chat(
+            backend,
+            &self.system,
+            self.output_schema.as_ref(),
+            &self.tools,
+        )
     }
 }
 
@@ -56,15 +66,15 @@ pub fn parse_request(body: &[u8]) -> Result<MessagesRequest, String> {
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err("stream: must be a boolean".into()),
     };
-    if obj
-        .get("tools")
-        .and_then(Value::as_array)
-        .is_some_and(|t| !t.is_empty())
-    {
-        return Err("tools: client-defined tools are not supported by this server".into());
-    }
     let stop_sequences = parse_stop_sequences(obj.get("stop_sequences"))?;
     let output_schema = parse_output_format(&obj)?;
+    let tools = match parse_tool_choice(obj.get("tool_choice"))? {
+        ToolChoice::Auto => parse_tools(obj.get("tools"))?,
+        ToolChoice::None => Vec::new(),
+    };
+    if !tools.is_empty() && output_schema.is_some() {
+        return Err("tools: client tools cannot be combined with structured output".into());
+    }
     let system = parse_system(obj.get("system"))?;
     let mut messages = parse_messages(&obj)?;
     let last = messages
@@ -73,6 +83,7 @@ pub fn parse_request(body: &[u8]) -> Result<MessagesRequest, String> {
     if last.role != Role::User {
         return Err("messages: the last message must have role \"user\"".into());
     }
+    tools::check_results(&messages, &last.content)?;
     Ok(MessagesRequest {
         model,
         system,
@@ -81,6 +92,7 @@ pub fn parse_request(body: &[u8]) -> Result<MessagesRequest, String> {
         stream,
         stop_sequences,
         output_schema,
+        tools,
     })
 }
 
@@ -135,6 +147,10 @@ fn parse_messages(obj: &Map<String, Value>) -> Result<Vec<ChatMessage>, String> 
                     {
                         return Err(format!("messages.{i}.content.{j}.type: Field required"));
                     }
+                    for (j, block) in blocks.iter().enumerate() {
+                        tools::check_block(role, block)
+                            .map_err(|e| format!("messages.{i}.content.{j}: {e}"))?;
+                    }
                     Value::Array(blocks.clone())
                 }
                 Some(_) => {
@@ -150,7 +166,8 @@ fn parse_messages(obj: &Map<String, Value>) -> Result<Vec<ChatMessage>, String> 
 }
 
 /// Estimated input tokens of a `count_tokens` body (same fields as a message request, without
-/// `max_tokens`): ≈4 bytes of text per token, 4 per message, 1600 per image or document.
+/// `max_tokens`): ≈4 bytes of text (and of tool definitions) per token, 4 per message, 1600 per
+/// image or document.
 pub fn estimate_tokens(body: &[u8]) -> Result<u64, String> {
     let mut value: Value =
         serde_json::from_slice(body).map_err(|e| format!("request body is not valid JSON: {e}"))?;
@@ -158,7 +175,13 @@ pub fn estimate_tokens(body: &[u8]) -> Result<u64, String> {
         obj.entry("max_tokens").or_insert(json!(1));
     }
     let req = parse_request(value.to_string().as_bytes())?;
-    let mut bytes = req.system.len() as u64;
+    // Tool definitions are sent upstream as they are: their JSON counts as text.
+    let mut bytes = req.system.len() as u64
+        + req
+            .tools
+            .iter()
+            .map(|t| serde_json::to_string(t).map_or(0, |j| j.len() as u64))
+            .sum::<u64>();
     let mut fixed = 0u64;
     for content in req
         .history
@@ -305,7 +328,7 @@ fn block_json(block: &Block) -> Value {
     }
 }
 
-fn usage_json(u: &Usage) -> Value {
+pub(super) fn usage_json(u: &Usage) -> Value {
     json!({
         "input_tokens": u.input_tokens,
         "output_tokens": u.output_tokens,
@@ -329,152 +352,10 @@ pub fn message_response(id: &str, model: &str, outcome: &TurnOutcome) -> Value {
     })
 }
 
-/// An SSE event: name and JSON data.
-pub type SseEvent = (&'static str, Value);
-
-/// Writes a turn's events as the Messages API's stream for one client: `message_start` before
-/// the first block, each block's start/delta/stop under the client's numbering, and the closing
-/// `message_delta` (with the turn's real usage) and `message_stop` once the outcome is known.
-pub struct StreamTranslator {
-    model: String,
-    message_id: String,
-    started: bool,
-    /// The index of the block now open, if any.
-    open: Option<u64>,
-    next_index: u64,
-    /// Blocks the client has seen start (if none by the end, they are made from the outcome).
-    blocks_sent: u64,
-}
-
-impl StreamTranslator {
-    pub fn new(model: &str, message_id: &str) -> Self {
-        Self {
-            model: model.to_string(),
-            message_id: message_id.to_string(),
-            started: false,
-            open: None,
-            next_index: 0,
-            blocks_sent: 0,
-        }
-    }
-
-    fn ensure_started(&mut self) -> Vec<SseEvent> {
-        if self.started {
-            return Vec::new();
-        }
-        self.started = true;
-        vec![(
-            "message_start",
-            json!({"type": "message_start", "message": {
-            "id": self.message_id, "type": "message", "role": "assistant", "model": self.model,
-            "content": [], "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": 0, "output_tokens": 0}}}),
-        )]
-    }
-
-    fn delta(&self, delta: Value) -> Vec<SseEvent> {
-        match self.open {
-            Some(index) => vec![(
-                "content_block_delta",
-                json!({"type": "content_block_delta", "index": index, "delta": delta}),
-            )],
-            None => Vec::new(),
-        }
-    }
-
-    fn stop_block(&mut self) -> Vec<SseEvent> {
-        match self.open.take() {
-            Some(index) => vec![(
-                "content_block_stop",
-                json!({"type": "content_block_stop", "index": index}),
-            )],
-            None => Vec::new(),
-        }
-    }
-
-    /// One event of the turn → what the client gets now (possibly nothing).
-    pub fn event(&mut self, ev: &TurnEvent) -> Vec<SseEvent> {
-        match ev {
-            TurnEvent::BlockStarted(kind) => {
-                let mut out = self.ensure_started();
-                out.extend(self.stop_block());
-                let index = self.next_index;
-                self.next_index += 1;
-                self.blocks_sent += 1;
-                self.open = Some(index);
-                let block = match kind {
-                    BlockKind::Text => json!({"type": "text", "text": ""}),
-                    BlockKind::ToolUse { id, name } => {
-                        json!({"type": "tool_use", "id": id, "name": name, "input": {}})
-                    }
-                };
-                out.push((
-                    "content_block_start",
-                    json!({"type": "content_block_start", "index": index, "content_block": block}),
-                ));
-                out
-            }
-            TurnEvent::TextDelta(text) => self.delta(json!({"type": "text_delta", "text": text})),
-            TurnEvent::ToolInputDelta(partial) => {
-                self.delta(json!({"type": "input_json_delta", "partial_json": partial}))
-            }
-            TurnEvent::BlockStopped => self.stop_block(),
-            // Text blocks start with their first delta, so a restart before any text left
-            // nothing to take back; after text, the stream ends with an error instead (sse).
-            TurnEvent::Restarted | TurnEvent::Done(_) | TurnEvent::Failed(_) => Vec::new(),
-        }
-    }
-
-    /// The turn succeeded: anything not streamed yet (the CLI may have fallen back to a
-    /// non-streaming call), then the closing events.
-    pub fn done(&mut self, outcome: &TurnOutcome) -> Vec<SseEvent> {
-        let mut out = self.ensure_started();
-        out.extend(self.stop_block());
-        if self.blocks_sent == 0 {
-            for block in &outcome.content {
-                let index = self.next_index;
-                self.next_index += 1;
-                out.extend(block_events(index, block));
-            }
-        }
-        out.push((
-            "message_delta",
-            json!({"type": "message_delta",
-            "delta": {"stop_reason": stop_reason_name(outcome.stop_reason), "stop_sequence": outcome.stop_sequence},
-            "usage": usage_json(&outcome.usage)}),
-        ));
-        out.push(("message_stop", json!({"type": "message_stop"})));
-        out
-    }
-}
-
-/// The start/delta/stop events of one whole block.
-fn block_events(index: u64, block: &Block) -> Vec<SseEvent> {
-    let (start, delta) = match block {
-        Block::ToolUse { id, name, input } => (
-            json!({"type": "tool_use", "id": id, "name": name, "input": {}}),
-            json!({"type": "input_json_delta", "partial_json": input.to_string()}),
-        ),
-        Block::Text(text) => (
-            json!({"type": "text", "text": ""}),
-            json!({"type": "text_delta", "text": text}),
-        ),
-    };
-    vec![
-        (
-            "content_block_start",
-            json!({"type": "content_block_start", "index": index, "content_block": start}),
-        ),
-        (
-            "content_block_delta",
-            json!({"type": "content_block_delta", "index": index, "delta": delta}),
-        ),
-        (
-            "content_block_stop",
-            json!({"type": "content_block_stop", "index": index}),
-        ),
-    ]
-}
+#[path = "anthropic_stream.rs"]
+mod stream;
+#[path = "anthropic_tools.rs"]
+mod tool_defs;
 
 #[cfg(test)]
 #[path = "anthropic_tests.rs"]

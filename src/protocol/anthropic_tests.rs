@@ -1,4 +1,5 @@
 use super::*;
+use crate::protocol::{BlockKind, TurnEvent};
 
 fn body(v: Value) -> Vec<u8> {
     v.to_string().into_bytes()
@@ -170,4 +171,113 @@ fn translator_streams_outcome_when_the_cli_sent_no_deltas() {
         ]
     );
     assert_eq!(out[2].1["delta"]["text"], "whole answer");
+}
+
+#[test]
+fn tools_and_tool_history_are_checked_and_kept() {
+    let tools = json!([{"name": "get_weather", "description": "d",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]);
+    let messages = json!([
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1",
+            "name": "get_weather", "input": {"city": "Paris"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
+            "content": [{"type": "text", "text": "sunny"}], "is_error": false}]}
+    ]);
+    let r = parse_request(&body(
+        json!({"model": "claude", "max_tokens": 9, "tools": tools,
+        "tool_choice": {"type": "auto"}, "messages": messages}),
+    ))
+    .expect("valid");
+    assert_eq!(r.tools[0].name, "get_weather");
+    assert_eq!(r.prompt, messages[2]["content"]);
+    let pool = r.pool(Backend::Claude);
+    assert!(pool.id().starts_with("tools-"), "{}", pool.id());
+    assert_eq!(pool.tools(), r.tools);
+    let none = parse_request(&body(
+        json!({"model": "claude", "max_tokens": 9, "tools": tools,
+        "tool_choice": {"type": "none"}, "messages": messages}),
+    ))
+    .expect("valid");
+    assert_eq!(none.pool(Backend::Claude), PoolKey::default_pool());
+
+    let refused = |extra: Value, want: &str| {
+        let mut req = json!({"model": "claude", "max_tokens": 9, "tools": tools,
+            "messages": [{"role": "user", "content": "x"}]});
+        if let (Some(r), Some(e)) = (req.as_object_mut(), extra.as_object()) {
+            r.extend(e.clone());
+        }
+        let e = parse_request(&body(req)).expect_err(want);
+        assert!(e.contains(want), "{e}");
+    };
+    refused(json!({"tool_choice": {"type": "any"}}), "tool_choice.type");
+    refused(
+        json!({"tool_choice": {"type": "tool", "name": "get_weather"}}),
+        "tool_choice.type",
+    );
+    refused(
+        json!({"tools": [{"name": "bad name", "input_schema": {}}]}),
+        "tools.0.name",
+    );
+    refused(
+        json!({"tools": [{"name": "a", "input_schema": {}}, {"name": "a", "input_schema": {}}]}),
+        "declared twice",
+    );
+    refused(
+        json!({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}),
+        "server tool",
+    );
+    refused(json!({"tools": [{"name": "a"}]}), "tools.0.input_schema");
+    refused(
+        json!({"messages": [{"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_x", "content": "r"}]}]}),
+        "not a tool_use",
+    );
+    refused(
+        json!({"messages": [{"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "a"}]},
+            {"role": "user", "content": "x"}]}),
+        "object input",
+    );
+}
+
+#[test]
+fn a_tool_use_answer_is_rendered_whole_and_streamed() {
+    let outcome = TurnOutcome {
+        content: vec![
+            Block::Text("Calling.".into()),
+            Block::ToolUse {
+                id: "toolu_1".into(),
+                name: "get_weather".into(),
+                input: json!({"city": "Paris"}),
+            },
+        ],
+        stop_reason: StopReason::ToolUse,
+        ..TurnOutcome::default()
+    };
+    let body = message_response("msg_1", "claude", &outcome);
+    assert_eq!(body["stop_reason"], "tool_use");
+    assert_eq!(body["content"][1]["input"]["city"], "Paris");
+    let mut t = StreamTranslator::new("claude", "msg_1");
+    let mut events = t.event(&TurnEvent::BlockStarted(BlockKind::ToolUse {
+        id: "toolu_1".into(),
+        name: "get_weather".into(),
+    }));
+    events.extend(t.event(&TurnEvent::ToolInputDelta("{\"city\":\"Paris\"}".into())));
+    events.extend(t.event(&TurnEvent::BlockStopped));
+    events.extend(t.done(&outcome));
+    let names: Vec<&str> = events.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        names,
+        [
+            "message_start",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+    assert_eq!(events[1].1["content_block"]["input"], json!({}));
+    assert_eq!(events[2].1["delta"]["type"], "input_json_delta");
+    assert_eq!(events[4].1["delta"]["stop_reason"], "tool_use");
 }

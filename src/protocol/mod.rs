@@ -7,6 +7,7 @@ pub mod native;
 pub mod openai;
 pub mod schema;
 pub mod stop;
+pub mod tools;
 
 use std::path::PathBuf;
 
@@ -46,6 +47,10 @@ pub struct PoolKey {
     /// see [`schema::canonical`]): Claude Code keeps a schema for the process's life, and a
     /// schema process cannot serve a plain turn.
     pub output_schema: Option<String>,
+    /// The client's tools (canonical JSON text, see [`tools::canonical`]), served to Claude Code
+    /// as an SDK MCP server bound with the process: the CLI keeps every tool it has advertised,
+    /// so a process serves one tool set for its life.
+    pub tools: Option<String>,
 }
 
 /// What the CLI may do.
@@ -72,11 +77,17 @@ impl PoolKey {
     /// The chat pool of a request with `system_prompt` on `backend`. Claude Code binds its system
     /// prompt when a process starts, so each prompt has its pool; Codex and Gemini take it per
     /// conversation, so one pool serves every prompt.
-    /// The same holds for a structured-output schema.
-    pub fn for_chat(backend: Backend, system_prompt: &str, output_schema: Option<&Value>) -> Self {
+    /// The same holds for a structured-output schema and for client tools.
+    pub fn for_chat(
+        backend: Backend,
+        system_prompt: &str,
+        output_schema: Option<&Value>,
+        tools: &[tools::ClientTool],
+    ) -> Self {
         match backend {
             Backend::Claude => Self {
                 output_schema: output_schema.map(schema::canonical),
+                tools: tools::canonical(tools),
                 ..Self::chat(backend, system_prompt.to_string())
             },
             Backend::Codex | Backend::Gemini => Self::default_of(backend),
@@ -91,6 +102,7 @@ impl PoolKey {
             workdir: None,
             profile: Profile::Chat,
             output_schema: None,
+            tools: None,
         }
     }
 
@@ -105,6 +117,11 @@ impl PoolKey {
         self.output_schema
             .as_deref()
             .and_then(|s| serde_json::from_str(s).ok())
+    }
+
+    /// The client tools to bind (empty: no tools, no MCP server).
+    pub fn tools(&self) -> Vec<tools::ClientTool> {
+        tools::from_canonical(self.tools.as_deref())
     }
 
     /// Whether a pre-started spare of its backend (chat profile, scratch directory) can join
@@ -141,15 +158,21 @@ impl PoolKey {
             return "default".to_string();
         }
         // FNV-1a: stable across runs (unlike std's RandomState hasher), good enough for a label.
-        let text = format!(
+        let mut text = format!(
             "{}\0{:?}\0{:?}\0{:?}",
             self.system_prompt, self.workdir, self.profile, self.output_schema
         );
+        // Appended only when present: the ids of pools without tools stay as they were.
+        if let Some(tools) = &self.tools {
+            text.push('\0');
+            text.push_str(tools);
+        }
         let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
         });
         let kind = match self.profile {
             Profile::Chat if self.output_schema.is_some() => "json",
+            Profile::Chat if self.tools.is_some() => "tools",
             Profile::Chat if self.workdir.is_none() => "sys",
             Profile::Chat => "dir",
             Profile::Agentic { .. } => "agentic",

@@ -1,14 +1,19 @@
 //! The OpenAI Chat Completions API on the wire: request validation into a [`TurnSpec`]-to-be
-//! (OpenAI messages and content parts become Anthropic content, which is what the CLI takes), the
-//! `chat.completion` response, the model list, and [`ChunkWriter`], which turns the CLI's raw
-//! streaming events into `chat.completion.chunk` objects.
+//! (OpenAI messages and content parts become Anthropic content, which is what the CLI takes;
+//! function tools and tool messages in `openai_tools.rs`), and, from `openai_render.rs`, the
+//! `chat.completion` response, the model list, and [`ChunkWriter`], which turns a turn's events
+//! into `chat.completion.chunk` objects.
 //!
 //! [`TurnSpec`]: super::TurnSpec
 
 use serde_json::{json, Map, Value};
 
-use super::{ChatMessage, PoolKey, Role, StopReason, TurnEvent, TurnOutcome, Usage};
+use super::tools::{self, ClientTool, ToolChoice};
+use super::{ChatMessage, PoolKey, Role};
 use crate::config::Backend;
+use tool_messages::{assistant_content, parse_tool_choice, parse_tools, push_user, tool_result};
+
+pub use render::{chat_completion, finish_reason, model_info, model_list, ChunkWriter};
 
 /// A validated `POST /v1/chat/completions` body.
 #[derive(Debug)]
@@ -26,11 +31,19 @@ pub struct ChatRequest {
     pub stop_sequences: Vec<String>,
     /// `response_format`: `json_schema` → its schema; `json_object` → `{"type": "object"}`.
     pub output_schema: Option<Value>,
+    /// The function `tools`, as the model sees them: empty with `tool_choice: "none"`.
+    /// `parallel_tool_calls` is accepted and has no effect: the model may always call several.
+    pub tools: Vec<ClientTool>,
 }
 
 impl ChatRequest {
     pub fn pool(&self, backend: Backend) -> PoolKey {
-        PoolKey::for_chat(backend, &self.system, self.output_schema.as_ref())
+        PoolKey::for_chat(
+            backend,
+            &self.system,
+            self.output_schema.as_ref(),
+            &self.tools,
+        )
     }
 }
 
@@ -81,6 +94,16 @@ pub fn parse_request(body: &[u8]) -> Result<ChatRequest, Invalid> {
     refuse_unsupported(&obj)?;
     let stop_sequences = parse_stop(obj.get("stop"))?;
     let output_schema = parse_response_format(obj.get("response_format"))?;
+    let tools = match parse_tool_choice(obj.get("tool_choice"))? {
+        ToolChoice::Auto => parse_tools(obj.get("tools"))?,
+        ToolChoice::None => Vec::new(),
+    };
+    if !tools.is_empty() && output_schema.is_some() {
+        return Err(invalid(
+            "tools",
+            "client tools cannot be combined with response_format",
+        ));
+    }
     let (system, mut messages) = parse_messages(&obj)?;
     let last = messages
         .pop()
@@ -88,9 +111,13 @@ pub fn parse_request(body: &[u8]) -> Result<ChatRequest, Invalid> {
     if last.role != Role::User {
         return Err(invalid(
             "messages",
-            "the last message must have role \"user\"",
+            "the last message must have role \"user\" (or \"tool\")",
         ));
     }
+    tools::check_results(&messages, &last.content).map_err(|e| Invalid {
+        param: Some("messages".into()),
+        message: e,
+    })?;
     Ok(ChatRequest {
         model,
         system,
@@ -100,6 +127,7 @@ pub fn parse_request(body: &[u8]) -> Result<ChatRequest, Invalid> {
         include_usage,
         stop_sequences,
         output_schema,
+        tools,
     })
 }
 
@@ -132,17 +160,15 @@ fn refuse_unsupported(obj: &Map<String, Value>) -> Result<(), Invalid> {
             ))
         }
     }
-    for field in ["tools", "functions"] {
-        if obj
-            .get(field)
-            .and_then(Value::as_array)
-            .is_some_and(|t| !t.is_empty())
-        {
-            return Err(invalid(
-                field,
-                "client-defined tools are not supported by this server",
-            ));
-        }
+    if obj
+        .get("functions")
+        .and_then(Value::as_array)
+        .is_some_and(|t| !t.is_empty())
+    {
+        return Err(invalid(
+            "functions",
+            "the deprecated `functions` are not supported; use `tools`",
+        ));
     }
     Ok(())
 }
@@ -188,28 +214,30 @@ fn parse_messages(obj: &Map<String, Value>) -> Result<(String, Vec<ChatMessage>)
             Some("system") | Some("developer") => {
                 system.push(text_only(content).map_err(|e| invalid(at("content"), e))?)
             }
-            Some("user") => messages.push(ChatMessage {
-                role: Role::User,
-                content: user_content(content).map_err(|(part, e)| invalid(at(&part), e))?,
-            }),
+            Some("user") => {
+                let content = user_content(content).map_err(|(part, e)| invalid(at(&part), e))?;
+                push_user(&mut messages, content);
+            }
             Some("assistant") => {
-                if m.get("tool_calls").is_some_and(|t| !t.is_null())
-                    || m.get("function_call").is_some_and(|f| !f.is_null())
-                {
-                    return Err(invalid(at("tool_calls"), "tool calls are not supported"));
+                if m.get("function_call").is_some_and(|f| !f.is_null()) {
+                    return Err(invalid(
+                        at("function_call"),
+                        "the deprecated function_call is not supported; use tool_calls",
+                    ));
                 }
-                let text = text_only(content).map_err(|e| invalid(at("content"), e))?;
                 messages.push(ChatMessage {
                     role: Role::Assistant,
-                    content: Value::String(text),
+                    content: assistant_content(m).map_err(|(field, e)| invalid(at(&field), e))?,
                 });
             }
-            Some(role @ ("tool" | "function")) => {
+            Some("tool") => {
+                let block = tool_result(m).map_err(|(field, e)| invalid(at(&field), e))?;
+                push_user(&mut messages, json!([block]));
+            }
+            Some("function") => {
                 return Err(invalid(
                     at("role"),
-                    format!(
-                        "{role:?} messages are not supported: this server runs no client tools"
-                    ),
+                    "\"function\" messages are deprecated and not supported; use \"tool\"",
                 ))
             }
             Some(other) => {
@@ -306,139 +334,10 @@ fn image_block(url: &str) -> Result<Value, String> {
     Err("image_url.url must be a data: URL or an http(s) URL".into())
 }
 
-/// Why the model stopped, as OpenAI's `finish_reason`.
-pub fn finish_reason(stop_reason: StopReason) -> &'static str {
-    match stop_reason {
-        StopReason::MaxTokens => "length",
-        StopReason::ToolUse => "tool_calls",
-        // A refusal is the message's `refusal`, not filtered content (on which the SDKs'
-        // `parse` helpers raise).
-        StopReason::EndTurn | StopReason::StopSequence | StopReason::Refusal => "stop",
-    }
-}
-
-/// OpenAI counts cached prompt tokens inside `prompt_tokens`; Anthropic reports them apart.
-fn usage_json(u: &Usage) -> Value {
-    let prompt = u.input_tokens + u.cache_creation_input_tokens + u.cache_read_input_tokens;
-    json!({
-        "prompt_tokens": prompt,
-        "completion_tokens": u.output_tokens,
-        "total_tokens": prompt + u.output_tokens,
-        "prompt_tokens_details": {"cached_tokens": u.cache_read_input_tokens},
-    })
-}
-
-/// The body of a non-streaming response.
-pub fn chat_completion(id: &str, model: &str, created: u64, outcome: &TurnOutcome) -> Value {
-    json!({
-        "id": id,
-        "object": "chat.completion",
-        "created": created,
-        "model": model,
-        "choices": [{
-            "index": 0,
-            "message": match outcome.stop_reason {
-                StopReason::Refusal => json!({"role": "assistant", "content": null, "refusal": outcome.text()}),
-                _ => json!({"role": "assistant", "content": outcome.text(), "refusal": null}),
-            },
-            "finish_reason": finish_reason(outcome.stop_reason),
-            "logprobs": null,
-        }],
-        "usage": usage_json(&outcome.usage),
-    })
-}
-
-/// Listed models carry no real creation date; this fixed one (2025-01-01) keeps the shape valid.
-const MODEL_CREATED: u64 = 1_735_689_600;
-
-pub fn model_info(name: &str) -> Value {
-    json!({"id": name, "object": "model", "created": MODEL_CREATED, "owned_by": "anthropic"})
-}
-
-pub fn model_list(names: &[String]) -> Value {
-    json!({"object": "list", "data": names.iter().map(|n| model_info(n)).collect::<Vec<_>>()})
-}
-
-/// Writes one turn as `chat.completion.chunk` objects: a first chunk with the role, one per text
-/// text delta (tool-input deltas are not content), then the chunk with
-/// `finish_reason` and, if asked for, the usage chunk.
-pub struct ChunkWriter {
-    id: String,
-    model: String,
-    created: u64,
-    include_usage: bool,
-    role_sent: bool,
-    /// Whether any text was streamed (if none by the end, it comes from the outcome).
-    text_sent: bool,
-}
-
-impl ChunkWriter {
-    pub fn new(id: &str, model: &str, created: u64, include_usage: bool) -> Self {
-        Self {
-            id: id.to_string(),
-            model: model.to_string(),
-            created,
-            include_usage,
-            role_sent: false,
-            text_sent: false,
-        }
-    }
-
-    fn chunk(&self, delta: Value, finish_reason: Option<&str>) -> Value {
-        let mut chunk = json!({
-            "id": self.id, "object": "chat.completion.chunk", "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": null}],
-        });
-        if self.include_usage {
-            chunk["usage"] = Value::Null;
-        }
-        chunk
-    }
-
-    fn ensure_role(&mut self) -> Vec<Value> {
-        if self.role_sent {
-            return Vec::new();
-        }
-        self.role_sent = true;
-        vec![self.chunk(json!({"role": "assistant", "content": ""}), None)]
-    }
-
-    /// One event of the turn → the chunks the client gets now.
-    pub fn event(&mut self, event: &TurnEvent) -> Vec<Value> {
-        let mut out = self.ensure_role();
-        if let TurnEvent::TextDelta(text) = event {
-            if !text.is_empty() {
-                self.text_sent = true;
-                out.push(self.chunk(json!({"content": text}), None));
-            }
-        }
-        out
-    }
-
-    /// The turn succeeded: any text not streamed yet (the CLI may have fallen back to a
-    /// non-streaming call), the finish chunk and the usage chunk.
-    pub fn done(&mut self, outcome: &TurnOutcome) -> Vec<Value> {
-        let mut out = self.ensure_role();
-        let text = outcome.text();
-        if !self.text_sent && !text.is_empty() {
-            let delta = match outcome.stop_reason {
-                StopReason::Refusal => json!({"refusal": text}),
-                _ => json!({"content": text}),
-            };
-            out.push(self.chunk(delta, None));
-        }
-        let reason = finish_reason(outcome.stop_reason);
-        out.push(self.chunk(json!({}), Some(reason)));
-        if self.include_usage {
-            let mut last = self.chunk(json!({}), None);
-            last["choices"] = json!([]);
-            last["usage"] = usage_json(&outcome.usage);
-            out.push(last);
-        }
-        out
-    }
-}
+#[path = "openai_render.rs"]
+mod render;
+#[path = "openai_tools.rs"]
+mod tool_messages;
 
 #[cfg(test)]
 #[path = "openai_tests.rs"]

@@ -112,6 +112,7 @@ impl SessionSupervisor {
                 match pool {
                     Some(key) => addr.do_send(Bind {
                         output_schema: key.schema(),
+                        tools: key.tools(),
                         system_prompt: key.system_prompt,
                     }),
                     None => addr.do_send(Probe),

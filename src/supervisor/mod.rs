@@ -205,6 +205,7 @@ impl SessionSupervisor {
                         log::info!("process {process}: bound to pool {}", pool.name());
                         addr.do_send(Bind {
                             output_schema: pool.schema(),
+                            tools: pool.tools(),
                             system_prompt: pool.system_prompt,
                         });
                     }

@@ -23,3 +23,4 @@ mod sessions_disk;
 mod stop;
 mod structured;
 mod support;
+mod tools;

@@ -191,12 +191,13 @@ async fn bad_requests_get_openai_errors() {
     assert_eq!(e["param"], "messages");
     let mut tools = chat("x");
     tools["tools"] = json!([{"type": "function", "function": {"name": "f"}}]);
+    tools["tool_choice"] = json!("required");
     let e = openai_error(
         &completions(&server, tools).await,
         400,
         "invalid_request_error",
     );
-    assert_eq!(e["param"], "tools");
+    assert_eq!(e["param"], "tool_choice");
     let tool_msg = json!({"model": "claude", "messages": [
         {"role": "user", "content": "x"}, {"role": "tool", "tool_call_id": "c", "content": "r"}]});
     let e = openai_error(
@@ -204,7 +205,8 @@ async fn bad_requests_get_openai_errors() {
         400,
         "invalid_request_error",
     );
-    assert_eq!(e["param"], "messages[1].role");
+    // A tool result must answer a tool call of the assistant message before it.
+    assert_eq!(e["param"], "messages");
     let mut resp = client()
         .post(server.url(COMPLETIONS))
         .insert_header(("content-type", "application/json"))

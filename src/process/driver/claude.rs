@@ -7,16 +7,25 @@
 //! confirms it — unless the turn asked to keep its conversation and ended cleanly: then it stays
 //! (`Kept`), a turn that resumes it sends only the new messages, and the next turn of any other
 //! conversation (or after `forget`) rewinds it first.
+//!
+//! A process bound to client tools serves them as an SDK MCP server ([`claude_mcp`]). When the
+//! model stops for tool use and its `tools/call`s have arrived, the client's turn ends there
+//! (`stop_reason: tool_use`); what becomes of the CLI's turn, still waiting on those calls, is
+//! `ClaudeDriver::after_tool_use_answer`'s decision (in `claude_tool_turn.rs`).
+//!
+//! [`claude_mcp`]: super::claude_mcp
 
 use std::collections::VecDeque;
 
 use serde_json::{json, Value};
 
+use super::claude_mcp::{self as mcp, McpRequest, ToolUseWatch};
 use super::claude_wire::{self as wire, CliLine, ControlResponse, StreamDemux, TurnResult};
 use super::{Driver, DriverEvent, Outbox, TurnInput};
 use crate::error::{ServeError, UpstreamKind};
 use crate::process::messages::{ConversationId, TurnId};
-use crate::protocol::{Block, Role, StopReason, TurnEvent, TurnOutcome, Usage};
+use crate::protocol::tools::ClientTool;
+use crate::protocol::{Role, TurnEvent};
 
 const BACKEND: &str = "claude";
 
@@ -66,9 +75,14 @@ struct Turn {
     message_id: Option<String>,
     content: Vec<Value>,
     demux: StreamDemux,
+    /// On a process with client tools: when the model stops for them.
+    tool_watch: Option<ToolUseWatch>,
+    /// Set once the client has its `tool_use` answer while the CLI's turn still runs.
+    tool_use_answered: Option<tool_turn::ToolUseAnswered>,
 }
 
-/// Where the protocol is. Transitions: `Fresh → Initializing → Idle ⇄ Busy → Resetting → Idle`;
+/// Where the protocol is. Transitions: `Fresh → Initializing → Idle ⇄ Busy → Resetting → Idle`
+/// (`Initializing → Registering → Idle` with client tools);
 /// a spare goes `Fresh → Probing → Unbound → Initializing → …`.
 #[derive(Debug)]
 enum Phase {
@@ -80,6 +94,10 @@ enum Phase {
     Unbound,
     /// `initialize` sent with the system prompt; waiting for its response.
     Initializing {
+        control_id: String,
+    },
+    /// `mcp_set_servers` sent to register the client tools' server; waiting for its response.
+    Registering {
         control_id: String,
     },
     Idle,
@@ -103,6 +121,8 @@ pub struct ClaudeDriver {
     last_total_cost: f64,
     /// Bound to a structured-output schema: answers come whole, validated, in the `result`.
     structured: bool,
+    /// The client tools bound with the process (empty: no MCP server).
+    tools: Vec<ClientTool>,
     /// The conversation the CLI holds between turns, when one was kept.
     held: Option<Held>,
 }
@@ -128,6 +148,7 @@ impl ClaudeDriver {
             model,
             last_total_cost: 0.0,
             structured: false,
+            tools: Vec::new(),
             held: None,
         }
     }
@@ -155,13 +176,25 @@ impl ClaudeDriver {
             // it streams; the result carries it whole.
             CliLine::StreamEvent { .. } if self.structured => {}
             CliLine::StreamEvent { event } => {
+                let tools = &self.tools;
+                let is_client = |name: &str| tools.iter().any(|t| t.name == name);
                 if let Phase::Busy(turn) = &mut self.phase {
-                    if turn.awaiting == Awaiting::FinalResult {
+                    if turn.awaiting == Awaiting::FinalResult && turn.tool_use_answered.is_none() {
                         for e in turn.demux.event(&event) {
-                            out.turn(turn.id, e);
+                            let shown = match &mut turn.tool_watch {
+                                Some(watch) => watch.on_event(&e, is_client),
+                                None => true,
+                            };
+                            if shown {
+                                out.turn(turn.id, e);
+                            }
+                        }
+                        if let Some(watch) = &mut turn.tool_watch {
+                            watch.on_stream(&event);
                         }
                     }
                 }
+                self.check_tool_stop(out);
             }
             CliLine::Assistant { message } => {
                 if let Phase::Busy(turn) = &mut self.phase {
@@ -185,9 +218,18 @@ impl ClaudeDriver {
             CliLine::ControlRequest {
                 request_id,
                 request,
+            } if request.get("subtype").and_then(Value::as_str) == Some("mcp_message") => {
+                match mcp::on_message(&request_id, &request, &self.tools) {
+                    McpRequest::Answer(line) => out.write(&line),
+                    McpRequest::Call(call) => self.on_tool_call(call, out),
+                }
+            }
+            CliLine::ControlRequest {
+                request_id,
+                request,
             } => {
-                // The chat profile gives the model no tools, so nothing should ask; never leave
-                // the CLI waiting on an answer.
+                // The chat profile runs no tool of the CLI's own, so nothing should ask; never
+                // leave the CLI waiting on an answer.
                 log::warn!("unexpected CLI request {request}");
                 out.write(&json!({"type": "control_response", "response": {
                     "subtype": "error", "request_id": request_id,
@@ -202,13 +244,31 @@ impl ClaudeDriver {
         let error = || resp.error.clone().unwrap_or_default();
         match &mut self.phase {
             Phase::Initializing { control_id } if *control_id == resp.request_id => {
-                if success {
+                match (success, self.tools.is_empty()) {
+                    (true, true) => {
+                        self.phase = Phase::Idle;
+                        out.event(DriverEvent::Ready);
+                    }
+                    (true, false) => {
+                        let control_id = self.control(mcp::set_servers_request(), out);
+                        self.phase = Phase::Registering { control_id };
+                    }
+                    (false, _) => out.event(DriverEvent::StartFailed(format!(
+                        "initialize failed: {}",
+                        error()
+                    ))),
+                }
+            }
+            Phase::Registering { control_id } if *control_id == resp.request_id => {
+                let added = resp.response.get("added").and_then(Value::as_array);
+                if success && added.is_some_and(|a| a.iter().any(|s| s == mcp::SERVER)) {
                     self.phase = Phase::Idle;
                     out.event(DriverEvent::Ready);
                 } else {
                     out.event(DriverEvent::StartFailed(format!(
-                        "initialize failed: {}",
-                        error()
+                        "registering the client tools failed: {} {}",
+                        error(),
+                        resp.response
                     )));
                 }
             }
@@ -328,6 +388,13 @@ impl ClaudeDriver {
             return;
         };
         let turn = *turn;
+        if turn.tool_use_answered.is_some() {
+            // The client was answered at the tool use; the result only closes the CLI's turn.
+            if let Some(r) = &result {
+                self.last_total_cost = r.total_cost_usd.max(self.last_total_cost);
+            }
+            return self.reset(turn.id, turn.first_message, turn.last_message, out);
+        }
         let clean = turn.keep
             && !turn.interrupted
             && !self.structured
@@ -339,8 +406,8 @@ impl ClaudeDriver {
                 let cost_usd = (r.total_cost_usd - self.last_total_cost).max(0.0);
                 self.last_total_cost = r.total_cost_usd;
                 match self.structured {
-                    true => structured_event(r, cost_usd),
-                    false => outcome_event(r, turn.content, cost_usd),
+                    true => outcome::structured_event(r, cost_usd),
+                    false => outcome::outcome_event(r, turn.content, cost_usd),
                 }
             }
             // Interrupted between steps: the actor gives the client the interrupt's reason.
@@ -359,17 +426,25 @@ impl ClaudeDriver {
             });
             return out.event(DriverEvent::Kept { turn: turn.id });
         }
-        match (turn.first_message, turn.last_message) {
+        self.reset(turn.id, turn.first_message, turn.last_message, out);
+    }
+
+    /// Empties the conversation of `turn` (its first to newest user line), then releases it.
+    fn reset(
+        &mut self,
+        turn: TurnId,
+        first: Option<String>,
+        last: Option<String>,
+        out: &mut Outbox,
+    ) {
+        match (first, last) {
             (Some(first), Some(last)) => {
                 let control_id = self.control(wire::rewind_request(&first, &last), out);
-                self.phase = Phase::Resetting {
-                    control_id,
-                    turn: turn.id,
-                };
+                self.phase = Phase::Resetting { control_id, turn };
             }
             // Nothing reached the conversation: already clean.
             _ => out.event(DriverEvent::Released {
-                turn: turn.id,
+                turn,
                 reusable: true,
             }),
         }
@@ -388,10 +463,17 @@ impl Driver for ClaudeDriver {
         }
     }
 
-    fn bind(&mut self, system_prompt: &str, output_schema: Option<&Value>, out: &mut Outbox) {
+    fn bind(
+        &mut self,
+        system_prompt: &str,
+        output_schema: Option<&Value>,
+        tools: &[ClientTool],
+        out: &mut Outbox,
+    ) {
         match self.phase {
             Phase::Fresh | Phase::Probing { .. } | Phase::Unbound => {
                 self.structured = output_schema.is_some();
+                self.tools = tools.to_vec();
                 let request = wire::initialize_request(system_prompt, output_schema);
                 let control_id = self.control(request, out);
                 self.phase = Phase::Initializing { control_id };
@@ -467,6 +549,8 @@ impl Driver for ClaudeDriver {
             message_id: None,
             content: Vec::new(),
             demux: StreamDemux::default(),
+            tool_watch: (!self.tools.is_empty()).then(ToolUseWatch::default),
+            tool_use_answered: None,
         }));
         self.advance(out);
     }
@@ -514,74 +598,10 @@ impl Driver for ClaudeDriver {
     }
 }
 
-/// The client's view of a structured turn's `result`: the validated object as JSON text, the
-/// model's text as a refusal when it never produced one, or the exhausted retries as an error.
-fn structured_event(r: TurnResult, cost_usd: f64) -> TurnEvent {
-    let usage = usage_of(&r);
-    match (r.is_error, r.subtype.as_str(), r.structured_output.clone()) {
-        (true, "error_max_structured_output_retries", _) => {
-            TurnEvent::Failed(ServeError::StructuredOutputInvalid {
-                message: r.error_message(),
-            })
-        }
-        (true, _, _) => outcome_event(r, Vec::new(), cost_usd),
-        (false, _, Some(object)) => TurnEvent::Done(TurnOutcome {
-            content: vec![Block::Text(object.to_string())],
-            stop_reason: StopReason::EndTurn,
-            stop_sequence: None,
-            usage,
-            cost_usd,
-            duration_ms: r.duration_ms,
-        }),
-        (false, _, None) => TurnEvent::Done(TurnOutcome {
-            content: vec![Block::Text(r.result.clone().unwrap_or_default())],
-            stop_reason: StopReason::Refusal,
-            stop_sequence: None,
-            usage,
-            cost_usd,
-            duration_ms: r.duration_ms,
-        }),
-    }
-}
-
-fn usage_of(r: &TurnResult) -> Usage {
-    Usage {
-        input_tokens: r.usage.input_tokens,
-        output_tokens: r.usage.output_tokens,
-        cache_creation_input_tokens: r.usage.cache_creation_input_tokens,
-        cache_read_input_tokens: r.usage.cache_read_input_tokens,
-    }
-}
-
-/// The client's view of a finished `result`.
-fn outcome_event(r: TurnResult, content: Vec<Value>, cost_usd: f64) -> TurnEvent {
-    if r.is_error {
-        return TurnEvent::Failed(ServeError::Upstream {
-            kind: UpstreamKind::from_status(r.api_error_status),
-            status: r.api_error_status,
-            message: r.error_message(),
-        });
-    }
-    let content = if content.is_empty() {
-        // No assistant line was seen (should not happen); fall back to the result text.
-        vec![Block::Text(r.result.clone().unwrap_or_default())]
-    } else {
-        wire::blocks(content)
-    };
-    TurnEvent::Done(TurnOutcome {
-        content,
-        stop_reason: StopReason::from_messages_api(r.stop_reason.as_deref()),
-        stop_sequence: None,
-        usage: Usage {
-            input_tokens: r.usage.input_tokens,
-            output_tokens: r.usage.output_tokens,
-            cache_creation_input_tokens: r.usage.cache_creation_input_tokens,
-            cache_read_input_tokens: r.usage.cache_read_input_tokens,
-        },
-        cost_usd,
-        duration_ms: r.duration_ms,
-    })
-}
+#[path = "claude_outcome.rs"]
+mod outcome;
+#[path = "claude_tool_turn.rs"]
+mod tool_turn;
 
 #[cfg(test)]
 #[path = "claude_tests.rs"]
@@ -590,3 +610,7 @@ mod tests;
 #[cfg(test)]
 #[path = "claude_keep_tests.rs"]
 mod keep_tests;
+
+#[cfg(test)]
+#[path = "claude_tools_tests.rs"]
+mod tools_tests;

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::process::driver::test_lines::{feed, lines, names};
-use crate::protocol::ChatMessage;
+use crate::protocol::{Block, ChatMessage, StopReason};
 
 pub(super) fn control_ok(request: &Value, response: Value) -> Value {
     json!({"type": "control_response", "response": {"subtype": "success",
@@ -34,7 +34,7 @@ pub(super) fn text_delta(text: &str) -> Value {
 pub(super) fn ready() -> ClaudeDriver {
     let mut d = ClaudeDriver::new(3, "sonnet".into());
     let mut out = Outbox::default();
-    d.bind("SYS", None, &mut out);
+    d.bind("SYS", None, &[], &mut out);
     let init = &lines(&out)[0];
     assert_eq!(init["request"]["subtype"], "initialize");
     assert_eq!(init["request"]["systemPrompt"], "SYS");
@@ -69,7 +69,7 @@ fn a_spare_is_probed_without_binding_then_bound() {
         ["Probed"]
     );
     let mut out = Outbox::default();
-    d.bind("", None, &mut out);
+    d.bind("", None, &[], &mut out);
     assert_eq!(lines(&out)[0]["request"]["subtype"], "initialize");
 }
 
@@ -77,7 +77,7 @@ fn a_spare_is_probed_without_binding_then_bound() {
 fn a_refused_initialize_is_a_failed_start() {
     let mut d = ClaudeDriver::new(1, "sonnet".into());
     let mut out = Outbox::default();
-    d.bind("", None, &mut out);
+    d.bind("", None, &[], &mut out);
     let init = lines(&out).remove(0);
     let refused = json!({"type": "control_response", "response": {"subtype": "error",
         "request_id": init["request_id"], "error": "bad"}});
@@ -268,7 +268,7 @@ fn a_schema_process_answers_with_the_validated_object_only() {
     let mut d = ClaudeDriver::new(3, "sonnet".into());
     let schema = json!({"type": "object"});
     let mut out = Outbox::default();
-    d.bind("", Some(&schema), &mut out);
+    d.bind("", Some(&schema), &[], &mut out);
     let init = lines(&out).remove(0);
     assert_eq!(init["request"]["jsonSchema"], schema);
     feed(&mut d, control_ok(&init, json!({})));

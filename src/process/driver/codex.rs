@@ -359,7 +359,13 @@ impl Driver for CodexDriver {
     }
 
     /// Codex takes its system prompt per thread: binding only initializes the process.
-    fn bind(&mut self, _system_prompt: &str, _schema: Option<&Value>, out: &mut Outbox) {
+    fn bind(
+        &mut self,
+        _system_prompt: &str,
+        _schema: Option<&Value>,
+        _tools: &[crate::protocol::tools::ClientTool],
+        out: &mut Outbox,
+    ) {
         match self.phase {
             Phase::Fresh => self.initialize(false, out),
             // A probed spare is ready as it is.

@@ -30,7 +30,7 @@ fn ok(request: &Value, result: Value) -> Value {
 fn ready() -> CodexDriver {
     let mut d = CodexDriver::new(8, "BASE".into());
     let mut out = Outbox::default();
-    d.bind("ignored", None, &mut out);
+    d.bind("ignored", None, &[], &mut out);
     let init = sent(&out).remove(0);
     assert_eq!(init["method"], "initialize");
     assert!(
@@ -309,7 +309,7 @@ fn images_pass_as_data_urls_and_unknown_blocks_are_refused() {
 fn a_full_process_refuses_another_turn() {
     let mut d = CodexDriver::new(1, String::new());
     let mut out = Outbox::default();
-    d.bind("", None, &mut out);
+    d.bind("", None, &[], &mut out);
     let init = sent(&out).remove(0);
     feed(&mut d, ok(&init, json!({})));
     let mut out = Outbox::default();

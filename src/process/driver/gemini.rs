@@ -316,7 +316,13 @@ impl Driver for GeminiDriver {
     }
 
     /// The system prompt comes with each turn: binding only initializes (if a probe did not).
-    fn bind(&mut self, _system_prompt: &str, _schema: Option<&Value>, out: &mut Outbox) {
+    fn bind(
+        &mut self,
+        _system_prompt: &str,
+        _schema: Option<&Value>,
+        _tools: &[crate::protocol::tools::ClientTool],
+        out: &mut Outbox,
+    ) {
         match self.startup {
             Startup::Fresh => self.initialize(Announce::Ready, out),
             Startup::Initializing(_) => self.startup = Startup::Initializing(Announce::Ready),

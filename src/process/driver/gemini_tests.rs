@@ -66,7 +66,7 @@ fn removal(session: &str) -> FileOp {
 fn ready(max_sessions: u32) -> GeminiDriver {
     let mut d = GeminiDriver::new(2, params(max_sessions));
     let mut out = Outbox::default();
-    d.bind("ignored", None, &mut out);
+    d.bind("ignored", None, &[], &mut out);
     let init = line(&out);
     assert_eq!(init["method"], "initialize");
     assert_eq!(init["params"]["protocolVersion"], 1);
@@ -107,7 +107,7 @@ fn a_spare_is_probed_then_bound_without_a_second_initialize() {
     let init = line(&out);
     assert_eq!(names(&feed(&mut d, answer(&init, json!({})))), ["Probed"]);
     let mut out = Outbox::default();
-    d.bind("", None, &mut out);
+    d.bind("", None, &[], &mut out);
     assert!(out.lines.is_empty());
     assert_eq!(names(&out), ["Ready"]);
     let mut early = GeminiDriver::new(1, params(10));
@@ -115,7 +115,7 @@ fn a_spare_is_probed_then_bound_without_a_second_initialize() {
     early.probe(&mut out);
     let init = line(&out);
     let mut out = Outbox::default();
-    early.bind("", None, &mut out);
+    early.bind("", None, &[], &mut out);
     assert!(out.lines.is_empty(), "bound while the probe is answered");
     assert_eq!(
         names(&feed(&mut early, answer(&init, json!({})))),
@@ -123,7 +123,7 @@ fn a_spare_is_probed_then_bound_without_a_second_initialize() {
     );
     let mut refused = GeminiDriver::new(1, params(10));
     let mut out = Outbox::default();
-    refused.bind("", None, &mut out);
+    refused.bind("", None, &[], &mut out);
     let init = line(&out);
     let error =
         json!({"jsonrpc": "2.0", "id": init["id"], "error": {"code": -32603, "message": "x"}});

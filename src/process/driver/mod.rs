@@ -14,6 +14,7 @@
 //! - [`jsonrpc`]: request/response correlation for the JSON-RPC CLIs (Codex, Gemini).
 
 pub mod claude;
+pub mod claude_mcp;
 pub mod claude_wire;
 pub mod codex;
 mod codex_wire;
@@ -29,6 +30,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use super::messages::{ConversationId, TurnId};
+use crate::protocol::tools::ClientTool;
 use crate::protocol::{ChatMessage, TurnEvent};
 
 /// What one turn asks of a CLI.
@@ -133,9 +135,15 @@ pub trait Driver: Send + 'static {
     /// `Probed` or `StartFailed`.
     fn probe(&mut self, out: &mut Outbox);
 
-    /// Binds the process to `system_prompt` (and a structured-output schema, for a CLI that
-    /// keeps one per process). Answered with `Ready` or `StartFailed`.
-    fn bind(&mut self, system_prompt: &str, output_schema: Option<&Value>, out: &mut Outbox);
+    /// Binds the process to `system_prompt` (and a structured-output schema and client tools,
+    /// for a CLI that keeps them per process). Answered with `Ready` or `StartFailed`.
+    fn bind(
+        &mut self,
+        system_prompt: &str,
+        output_schema: Option<&Value>,
+        tools: &[ClientTool],
+        out: &mut Outbox,
+    );
 
     /// Starts `turn`. The process actor calls it only while the process has a free slot.
     fn begin(&mut self, turn: TurnId, input: TurnInput, out: &mut Outbox);

@@ -8,6 +8,10 @@ use crate::config::{BareMode, ClaudeSettings};
 impl SpawnSpec {
     /// The chat profile: no tools, no settings/CLAUDE.md/MCP of the user running the server, no
     /// transcripts, no permission prompts; system prompt bound later by `initialize`.
+    /// Client tools, when a pool has them, are bound later too (an SDK MCP server named
+    /// `client`, registered with `mcp_set_servers`): every process is started allowed to call
+    /// that server's tools, under their own names, so a spare can join any pool. A process that
+    /// registers no server has nothing the rule or the names apply to.
     pub fn claude_chat(settings: &ClaudeSettings, state_dir: &Path) -> Self {
         let bare = match settings.bare {
             BareMode::On => true,
@@ -32,6 +36,9 @@ impl SpawnSpec {
             "--no-session-persistence",
             "--permission-prompts",
             "none",
+            // Without it the CLI denies every call of an SDK server's tool ("no approval surface").
+            "--allowedTools",
+            "mcp__client",
             "--system-prompt",
             "",
             "--model",
@@ -62,6 +69,8 @@ impl SpawnSpec {
             ("CLAUDE_CODE_ATTRIBUTION_HEADER".into(), "0".into()),
             // Each structured-output retry is a full upstream call: bound their number.
             ("MAX_STRUCTURED_OUTPUT_RETRIES".into(), "3".into()),
+            // Client tools keep their names upstream (not `mcp__client__<name>`).
+            ("CLAUDE_AGENT_SDK_MCP_NO_PREFIX".into(), "1".into()),
         ];
         env.extend(settings.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         let mut dirs = Vec::new();

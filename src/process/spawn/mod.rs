@@ -176,6 +176,7 @@ mod tests {
         assert_eq!(spec.args[pos("--setting-sources") + 1], "");
         assert!(spec.args.contains(&"--strict-mcp-config".to_string()));
         assert!(spec.args.contains(&"--no-session-persistence".to_string()));
+        assert_eq!(spec.args[pos("--allowedTools") + 1], "mcp__client");
         assert_eq!(spec.cwd, Path::new("/tmp/x/work"));
         assert!(spec
             .env
