@@ -112,7 +112,8 @@ fn a_turn_starts_a_thread_injects_history_streams_and_deletes_the_thread() {
         inject["params"]["items"],
         json!([
             {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "q1"}]},
-            {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "a1"}]}
+            {"type": "message", "role": "assistant", "status": "completed",
+                "content": [{"type": "output_text", "annotations": [], "text": "a1"}]}
         ])
     );
     let out = feed(&mut d, ok(&inject, json!({})));
