@@ -65,7 +65,7 @@ async fn same_answers_parked_and_replayed(model: &str, aside: bool) {
             "turn {i}: a parked conversation shows what a replay shows"
         );
         if i > 0 {
-            let earlier = format!("u:turn-{}", i - 1);
+            let earlier = format!("turn-{},a:echo", i - 1);
             assert!(answers[0].contains(&earlier), "{}", answers[0]);
         }
     }
@@ -82,7 +82,41 @@ async fn a_codex_chat_continues_on_its_kept_thread_and_sees_what_a_replay_would(
 
 #[actix_rt::test]
 async fn a_gemini_chat_continues_in_its_kept_session_and_sees_what_a_replay_would() {
-    // Not with an aside: a kept session takes it as a block of the prompt, where a replay
-    // writes it into the session file as a message of its own (the fake shows the difference).
-    same_answers_parked_and_replayed("gemini-2.5-flash", false).await;
+    same_answers_parked_and_replayed("gemini-2.5-flash", true).await;
+}
+
+#[actix_rt::test]
+async fn a_kept_gemini_session_keeps_its_chat_files_until_it_is_forgotten() {
+    let server = TestServer::fake(|s: &mut Settings| {
+        s.backends.gemini.command = FAKE_GEMINI.to_string();
+        s.backends.gemini.conversations_per_process = 1;
+        s.backends.gemini.min_idle = 1;
+        s.pool.max_processes = 1;
+    })
+    .await;
+    let ask = |text: &str| {
+        json!({"model": "gemini-2.5-flash", "max_tokens": 64,
+            "messages": [{"role": "user", "content": "q0"}, {"role": "assistant", "content": "a0"},
+                {"role": "user", "content": text}]})
+    };
+    let settled = |p: &Value| p.to_string().contains("\"slots_in_use\":0");
+    let reply = server.messages(ask("first")).await;
+    assert_eq!(reply.status, 200, "{}", reply.raw);
+    server.wait_for("parked", settled, "/admin/pools").await;
+    let first = crate::gemini::chat_files(&server);
+    assert!(
+        !first.is_empty(),
+        "the parked conversation's chat files stay"
+    );
+    // Another conversation needs the only slot: the parked one is forgotten.
+    let reply = server.messages(ask("second")).await;
+    assert_eq!(reply.status, 200, "{}", reply.raw);
+    server.wait_for("parked", settled, "/admin/pools").await;
+    let second = crate::gemini::chat_files(&server);
+    assert!(!second.is_empty(), "the new parked conversation's");
+    assert!(
+        first.iter().all(|f| !second.contains(f)),
+        "the forgotten conversation's chat files are gone: {first:?} {second:?}"
+    );
+    server.stop().await;
 }

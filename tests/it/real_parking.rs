@@ -13,8 +13,16 @@ use crate::support::*;
 /// A chat of `turns` turns of `model` marked with `tok`, through the Anthropic API, resending
 /// everything.
 async fn chat(server: &TestServer, model: &str, tok: &str, turns: usize) {
+    chat_with(server, model, tok, turns, false).await;
+}
+
+/// [`chat`], where with `aside` the second and the last turn send two user messages each.
+async fn chat_with(server: &TestServer, model: &str, tok: &str, turns: usize, aside: bool) {
     let mut messages: Vec<Value> = Vec::new();
     for i in 0..turns {
+        if aside && (i == 1 || i + 1 == turns) {
+            messages.push(json!({"role": "user", "content": format!("{tok} aside")}));
+        }
         messages.push(json!({"role": "user", "content": format!("{tok} turn {i}")}));
         let body = json!({"model": model, "max_tokens": 256, "system": "Be brief.",
             "messages": messages});
@@ -127,4 +135,45 @@ fn masked_dirs(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The upstream request of the last turn of a chat with asides (two user messages in a turn),
+/// on a parking and a replaying server of `model`: parked and replayed, consecutive user
+/// messages reach the model alike (Codex: one item each; Gemini CLI: one content, measured).
+async fn an_aside_reaches_the_model_as_a_replay_does(model: &str, mock: &Mock) {
+    let gemini = model.starts_with("gemini");
+    let (parking, replaying) = if gemini {
+        let replaying = real_gemini(|s| s.pool.park_conversations = false).await;
+        (real_gemini(|_| {}).await, replaying)
+    } else {
+        let replaying = real_codex(|s| s.pool.park_conversations = false).await;
+        (real_codex(|_| {}).await, replaying)
+    };
+    let (a, b) = (token(), token());
+    chat_with(&parking, model, &a, 4, true).await;
+    chat_with(&replaying, model, &b, 4, true).await;
+    assert_eq!(hits_and_misses(&parking).await, (3, 0));
+    let last = |tok: &str| -> Value {
+        let mut body = last_body(mock, tok);
+        for item in body["input"].as_array_mut().into_iter().flatten() {
+            item["id"] = Value::Null;
+        }
+        json!({"input": body["input"], "contents": body["contents"]})
+    };
+    let parked = masked_dirs(&last(&a).to_string());
+    let replayed = masked_dirs(&last(&b).to_string().replace(&b, &a));
+    assert_eq!(parked, replayed, "what reached the model differs");
+    assert!(parked.contains(&format!("{a} aside")));
+    parking.stop().await;
+    replaying.stop().await;
+}
+
+#[actix_rt::test]
+async fn codex_an_aside_reaches_the_model_as_a_replay_does() {
+    an_aside_reaches_the_model_as_a_replay_does("gpt-5", responses_mock()).await;
+}
+
+#[actix_rt::test]
+async fn gemini_an_aside_reaches_the_model_as_a_replay_does() {
+    an_aside_reaches_the_model_as_a_replay_does("gemini-2.5-flash", gemini_mock()).await;
 }

@@ -18,8 +18,10 @@
 //! model already pinned (set again only if it differs). A live ACP session takes no history
 //! without a model call, so the resumed turn's new messages — only ever the user messages
 //! before its prompt — go first in its prompt, as blocks of the one user message the model
-//! answers (the reference's fallback). `forget` drops the session and removes its chat files;
-//! a resumed turn that fails is dropped as any other.
+//! answers. That is faithful: the CLI sends consecutive user messages of a loaded history as
+//! one user content too (measured: a parked and a replayed follow-up reach the upstream alike).
+//! `forget` drops the session and removes its chat files; a resumed turn that fails is dropped
+//! as any other.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
