@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::error::UpstreamKind;
 use crate::process::driver::test_lines::{event_name, feed, lines as sent, names_with};
 use crate::protocol::{ChatMessage, Role};
 
