@@ -38,8 +38,9 @@
 //!
 //! Like the real CLI: `session/cancel` sent as a request, `session/list` and `session/close` are
 //! "Method not found"; an unknown session is -32602; failed and cancelled prompts are not kept in
-//! the history; a second prompt on a busy session cancels the first; at stdin EOF the running
-//! prompts finish and are answered, then the process exits 0.
+//! the history; consecutive user messages of a loaded history are one (`u:q1 q2`), and those it
+//! ends with are one with the next prompt (echoed before it); a second prompt on a busy session cancels the first; at stdin EOF
+//! the running prompts finish and are answered, then the process exits 0.
 
 #[path = "fake_support/mod.rs"]
 mod fake_support;
@@ -297,12 +298,25 @@ impl Server {
             chunk(&session_id, "agent_message_chunk", text);
             return ok(id, prompt_result("end_turn", 0, 0, &session.model));
         }
-        let prompt = prompt_text(&blocks);
-        let history: Vec<String> = session
-            .history
-            .iter()
-            .map(|(role, text)| format!("{}:{text}", role.initial()))
-            .collect();
+        // Measured: consecutive user messages of a loaded history reach the model as one, and
+        // those it ends with as one with the prompt.
+        let mut prompt = vec![prompt_text(&blocks)];
+        while let Some((Role::User, _)) = session.history.last() {
+            if let Some((_, text)) = session.history.pop() {
+                prompt.insert(0, text);
+            }
+        }
+        let prompt = prompt.join(" ");
+        let mut history: Vec<String> = Vec::new();
+        let mut after_user = false;
+        for (role, text) in &session.history {
+            let user = matches!(role, Role::User);
+            match history.last_mut() {
+                Some(last) if user && after_user => *last = format!("{last} {text}"),
+                _ => history.push(format!("{}:{text}", role.initial())),
+            }
+            after_user = user;
+        }
         let answer = format!(
             "echo: {prompt} | history: {} | system: {} | model: {}",
             history.join(","),

@@ -23,7 +23,7 @@ async fn gemini_server(
 }
 
 /// Chat files the CLI keeps under the server's state directory.
-fn chat_files(server: &TestServer) -> Vec<std::path::PathBuf> {
+pub(crate) fn chat_files(server: &TestServer) -> Vec<std::path::PathBuf> {
     fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let path = entry.path();
@@ -41,7 +41,8 @@ fn chat_files(server: &TestServer) -> Vec<std::path::PathBuf> {
 
 #[actix_rt::test]
 async fn system_prompt_history_and_model_reach_a_gemini_session() {
-    let server = gemini_server(4, |_| {}).await;
+    // Not parked: the conversation ends with its turn (see `parking_backends` for kept ones).
+    let server = gemini_server(4, |s| s.pool.park_conversations = false).await;
     let reply = server
         .messages(
             json!({"model": "gemini-2.5-flash", "max_tokens": 64, "system": "Be brief.",

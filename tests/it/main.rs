@@ -14,6 +14,7 @@ mod limits;
 mod native;
 mod openai;
 mod parking;
+mod parking_backends;
 mod real_cli;
 mod real_codex;
 mod real_gemini;

@@ -22,7 +22,7 @@ fn codex_path() -> String {
     path.to_string()
 }
 
-async fn real_codex(tweak: impl FnOnce(&mut Settings)) -> TestServer {
+pub(crate) async fn real_codex(tweak: impl FnOnce(&mut Settings)) -> TestServer {
     let mut s = fake_settings();
     let codex = &mut s.backends.codex;
     codex.command = codex_path();

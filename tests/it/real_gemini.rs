@@ -21,7 +21,7 @@ fn gemini_path() -> String {
     path.to_string()
 }
 
-async fn real_gemini(tweak: impl FnOnce(&mut Settings)) -> TestServer {
+pub(crate) async fn real_gemini(tweak: impl FnOnce(&mut Settings)) -> TestServer {
     let mut s = fake_settings();
     let gemini = &mut s.backends.gemini;
     gemini.command = gemini_path();

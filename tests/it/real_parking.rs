@@ -6,14 +6,25 @@
 use serde_json::{json, Value};
 
 use crate::real_cli::{real, token};
+use crate::real_codex::real_codex;
+use crate::real_gemini::real_gemini;
 use crate::support::*;
 
-/// A chat of `turns` turns marked with `tok`, through the Anthropic API, resending everything.
-async fn chat(server: &TestServer, tok: &str, turns: usize) {
+/// A chat of `turns` turns of `model` marked with `tok`, through the Anthropic API, resending
+/// everything.
+async fn chat(server: &TestServer, model: &str, tok: &str, turns: usize) {
+    chat_with(server, model, tok, turns, false).await;
+}
+
+/// [`chat`], where with `aside` the second and the last turn send two user messages each.
+async fn chat_with(server: &TestServer, model: &str, tok: &str, turns: usize, aside: bool) {
     let mut messages: Vec<Value> = Vec::new();
     for i in 0..turns {
+        if aside && (i == 1 || i + 1 == turns) {
+            messages.push(json!({"role": "user", "content": format!("{tok} aside")}));
+        }
         messages.push(json!({"role": "user", "content": format!("{tok} turn {i}")}));
-        let body = json!({"model": "claude", "max_tokens": 256, "system": "Be brief.",
+        let body = json!({"model": model, "max_tokens": 256, "system": "Be brief.",
             "messages": messages});
         let reply = server.messages(body).await;
         assert_eq!(reply.status, 200, "{}", reply.raw);
@@ -40,8 +51,8 @@ async fn claude_a_parked_follow_up_reaches_the_model_as_a_replay_does() {
     let parking = real(|_| {}).await;
     let replaying = real(|s| s.pool.park_conversations = false).await;
     let (a, b) = (token(), token());
-    chat(&parking, &a, 4).await;
-    chat(&replaying, &b, 4).await;
+    chat(&parking, "claude", &a, 4).await;
+    chat(&replaying, "claude", &b, 4).await;
     assert_eq!(hits_and_misses(&parking).await, (3, 0));
     assert_eq!(hits_and_misses(&replaying).await, (0, 0));
     let last = |tok: &str| -> Value {
@@ -54,4 +65,115 @@ async fn claude_a_parked_follow_up_reaches_the_model_as_a_replay_does() {
     assert_eq!(parked, replayed, "what reached the model differs");
     parking.stop().await;
     replaying.stop().await;
+}
+
+/// The upstream body of turn 3 of the chat marked `tok`, as the mock logged it.
+fn last_body(mock: &Mock, tok: &str) -> Value {
+    let bodies: Vec<Value> = mock
+        .bodies_with(&format!("{tok} turn 3"))
+        .into_iter()
+        .filter(|b| b["input"].is_array() || b["contents"].is_array())
+        .collect();
+    bodies.last().expect("the last turn went upstream").clone()
+}
+
+#[actix_rt::test]
+async fn codex_a_parked_follow_up_reaches_the_model_as_a_replay_does() {
+    let parking = real_codex(|_| {}).await;
+    let replaying = real_codex(|s| s.pool.park_conversations = false).await;
+    let (a, b) = (token(), token());
+    chat(&parking, "gpt-5", &a, 4).await;
+    chat(&replaying, "gpt-5", &b, 4).await;
+    assert_eq!(hits_and_misses(&parking).await, (3, 0));
+    assert_eq!(hits_and_misses(&replaying).await, (0, 0));
+    let last = |tok: &str| -> Value {
+        let mut body = last_body(responses_mock(), tok);
+        // Item ids are random, and each server has its own directories.
+        for item in body["input"].as_array_mut().into_iter().flatten() {
+            item["id"] = Value::Null;
+        }
+        json!({"instructions": body["instructions"], "input": body["input"],
+            "model": body["model"]})
+    };
+    let parked = masked_dirs(&last(&a).to_string());
+    let replayed = masked_dirs(&last(&b).to_string().replace(&b, &a));
+    assert_eq!(parked, replayed, "what reached the model differs");
+    parking.stop().await;
+    replaying.stop().await;
+}
+
+#[actix_rt::test]
+async fn gemini_a_parked_follow_up_reaches_the_model_as_a_replay_does() {
+    let parking = real_gemini(|_| {}).await;
+    let replaying = real_gemini(|s| s.pool.park_conversations = false).await;
+    let (a, b) = (token(), token());
+    chat(&parking, "gemini-2.5-flash", &a, 4).await;
+    chat(&replaying, "gemini-2.5-flash", &b, 4).await;
+    assert_eq!(hits_and_misses(&parking).await, (3, 0));
+    assert_eq!(hits_and_misses(&replaying).await, (0, 0));
+    let last = |tok: &str| -> Value {
+        let body = last_body(gemini_mock(), tok);
+        json!({"systemInstruction": body["systemInstruction"], "contents": body["contents"]})
+    };
+    // The session context names each server's own directories.
+    let parked = masked_dirs(&last(&a).to_string());
+    let replayed = masked_dirs(&last(&b).to_string().replace(&b, &a));
+    assert_eq!(parked, replayed, "what reached the model differs");
+    parking.stop().await;
+    replaying.stop().await;
+}
+
+/// `text` with the servers' temporary directories (`/tmp/.tmpXXXXXX`) masked.
+fn masked_dirs(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("/tmp/.tmp") {
+        out.push_str(&rest[..at]);
+        out.push_str("/tmp/.tmp******");
+        rest = &rest[at + "/tmp/.tmp".len()..];
+        rest = rest.trim_start_matches(|c: char| c.is_ascii_alphanumeric());
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The upstream request of the last turn of a chat with asides (two user messages in a turn),
+/// on a parking and a replaying server of `model`: parked and replayed, consecutive user
+/// messages reach the model alike (Codex: one item each; Gemini CLI: one content, measured).
+async fn an_aside_reaches_the_model_as_a_replay_does(model: &str, mock: &Mock) {
+    let gemini = model.starts_with("gemini");
+    let (parking, replaying) = if gemini {
+        let replaying = real_gemini(|s| s.pool.park_conversations = false).await;
+        (real_gemini(|_| {}).await, replaying)
+    } else {
+        let replaying = real_codex(|s| s.pool.park_conversations = false).await;
+        (real_codex(|_| {}).await, replaying)
+    };
+    let (a, b) = (token(), token());
+    chat_with(&parking, model, &a, 4, true).await;
+    chat_with(&replaying, model, &b, 4, true).await;
+    assert_eq!(hits_and_misses(&parking).await, (3, 0));
+    let last = |tok: &str| -> Value {
+        let mut body = last_body(mock, tok);
+        for item in body["input"].as_array_mut().into_iter().flatten() {
+            item["id"] = Value::Null;
+        }
+        json!({"input": body["input"], "contents": body["contents"]})
+    };
+    let parked = masked_dirs(&last(&a).to_string());
+    let replayed = masked_dirs(&last(&b).to_string().replace(&b, &a));
+    assert_eq!(parked, replayed, "what reached the model differs");
+    assert!(parked.contains(&format!("{a} aside")));
+    parking.stop().await;
+    replaying.stop().await;
+}
+
+#[actix_rt::test]
+async fn codex_an_aside_reaches_the_model_as_a_replay_does() {
+    an_aside_reaches_the_model_as_a_replay_does("gpt-5", responses_mock()).await;
+}
+
+#[actix_rt::test]
+async fn gemini_an_aside_reaches_the_model_as_a_replay_does() {
+    an_aside_reaches_the_model_as_a_replay_does("gemini-2.5-flash", gemini_mock()).await;
 }

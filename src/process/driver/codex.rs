@@ -9,63 +9,40 @@
 //! interrupted turn leaves its prompt in the thread, so every turn gets a new thread. A text block
 //! is announced with its first delta; an upstream retry (`error` with `willRetry`) reports
 //! [`TurnEvent::Restarted`].
+//!
+//! A turn asked to keep its conversation that ends cleanly — completed, not interrupted, its
+//! answer one `agentMessage` item and nothing else (so the thread holds exactly the text the
+//! client gets, and nothing a replay would lack) — leaves its thread loaded instead (`Kept`).
+//! A turn that resumes it injects only the new messages and starts its turn on that thread;
+//! `forget` deletes it. A resumed turn that fails deletes its thread as any other.
 
 use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
+use super::codex_conversation::{completed_event, holds_only_the_answer, Conversation, Stage};
 use super::codex_wire::{history_item, http_status, prompt_items, usage_of};
 use super::jsonrpc::{Incoming, Rpc, RpcError};
 use super::{Driver, DriverEvent, Outbox, TurnInput};
-use crate::error::{ServeError, UpstreamKind};
-use crate::process::messages::TurnId;
-use crate::protocol::{Block, BlockKind, StopReason, TurnEvent, TurnOutcome, Usage};
+use crate::error::ServeError;
+use crate::process::messages::{ConversationId, TurnId};
+use crate::protocol::{BlockKind, TurnEvent};
 
 const BACKEND: &str = "codex";
 
 /// What a request of ours was for.
 #[derive(Debug, Clone, Copy)]
 enum Call {
-    Initialize { probe: bool },
+    Initialize {
+        probe: bool,
+    },
     ThreadStart(TurnId),
     Inject(TurnId),
     TurnStart(TurnId),
     Interrupt(TurnId),
     Delete(TurnId),
-}
-
-/// Where a conversation is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stage {
-    /// `thread/start` sent.
-    Starting,
-    /// `thread/inject_items` sent.
-    Injecting,
-    /// `turn/start` sent; the answer streams.
-    Answering,
-    /// The final event is out; `thread/delete` sent (or nothing to delete).
-    Deleting,
-}
-
-#[derive(Debug)]
-struct Conversation {
-    stage: Stage,
-    thread: Option<String>,
-    /// Codex's id of the running turn (needed to interrupt it).
-    codex_turn: Option<String>,
-    /// What is still to be sent: the history, then the prompt.
-    input: Option<TurnInput>,
-    interrupted: bool,
-    /// A text block is open for the client.
-    open_block: bool,
-    /// Text streamed so far (the answer when `turn/completed` lists no message).
-    streamed: String,
-    usage: Usage,
-    /// The last non-retried `error` notification's message.
-    error: Option<(Option<u16>, String)>,
-    /// The structured-output schema of the turn: Codex passes it upstream (a strict response
-    /// format) but does not validate the answer, so the driver does.
-    schema: Option<Value>,
+    /// `thread/delete` of a forgotten kept conversation: nothing waits for it.
+    Forget,
 }
 
 #[derive(Debug)]
@@ -82,8 +59,12 @@ pub struct CodexDriver {
     capacity: usize,
     /// The base prompt of a conversation without a system prompt.
     base_instructions: String,
+    /// Running turns.
     conversations: HashMap<TurnId, Conversation>,
     by_thread: HashMap<String, TurnId>,
+    /// Threads kept after a clean turn, by conversation: each counts against the capacity until
+    /// a turn resumes it or it is forgotten.
+    kept: HashMap<ConversationId, String>,
 }
 
 impl CodexDriver {
@@ -95,6 +76,7 @@ impl CodexDriver {
             base_instructions,
             conversations: HashMap::new(),
             by_thread: HashMap::new(),
+            kept: HashMap::new(),
         }
     }
 
@@ -175,6 +157,11 @@ impl CodexDriver {
                 }
                 self.release(turn, out);
             }
+            Call::Forget => {
+                if let Err(e) = result {
+                    log::warn!("codex: thread/delete of a forgotten conversation failed: {e}");
+                }
+            }
         }
     }
 
@@ -216,6 +203,28 @@ impl CodexDriver {
             .request("turn/start", params, Call::TurnStart(turn), out);
     }
 
+    /// Continues a kept conversation on its thread: the new messages, then the prompt.
+    fn resume(&mut self, turn: TurnId, input: TurnInput, out: &mut Outbox) {
+        let Some(thread) = self.kept.remove(&input.conversation) else {
+            // Answering without the conversation's history would be wrong: the turn fails.
+            out.turn(
+                turn,
+                TurnEvent::Failed(ServeError::BackendUnavailable {
+                    backend: BACKEND,
+                    reason: "the process no longer holds the conversation".into(),
+                }),
+            );
+            return out.event(DriverEvent::Released {
+                turn,
+                reusable: true,
+            });
+        };
+        self.by_thread.insert(thread.clone(), turn);
+        self.conversations
+            .insert(turn, Conversation::new(Some(thread), input));
+        self.next_step(turn, out);
+    }
+
     fn send_interrupt(&mut self, turn: TurnId, out: &mut Outbox) {
         let Some(c) = self.conversations.get(&turn) else {
             return;
@@ -248,7 +257,15 @@ impl CodexDriver {
         if std::mem::take(&mut c.open_block) {
             out.turn(turn, TurnEvent::BlockStopped);
         }
+        let clean = c.keep && !c.interrupted && matches!(event, TurnEvent::Done(_));
         out.turn(turn, event);
+        if let (true, Some(thread)) = (clean, c.thread.clone()) {
+            let conversation = c.conversation;
+            self.conversations.remove(&turn);
+            self.by_thread.remove(&thread);
+            self.kept.insert(conversation, thread);
+            return out.event(DriverEvent::Kept { turn });
+        }
         match c.thread.clone() {
             Some(thread) => {
                 self.rpc.request(
@@ -329,6 +346,7 @@ impl CodexDriver {
             }
             "turn/completed" => {
                 let t = params.get("turn").cloned().unwrap_or(Value::Null);
+                c.keep &= holds_only_the_answer(&t);
                 let event = completed_event(&t, c);
                 self.finish(turn, event, out);
             }
@@ -375,7 +393,10 @@ impl Driver for CodexDriver {
     }
 
     fn begin(&mut self, turn: TurnId, input: TurnInput, out: &mut Outbox) {
-        let full = self.conversations.len() >= self.capacity;
+        if input.resume {
+            return self.resume(turn, input, out);
+        }
+        let full = self.conversations.len() + self.kept.len() >= self.capacity;
         if !matches!(self.phase, Phase::Ready) || full {
             out.turn(
                 turn,
@@ -397,32 +418,17 @@ impl Driver for CodexDriver {
             "sandbox": "read-only",
             "ephemeral": false,
         });
-        let schema = input.output_schema.clone();
-        self.conversations.insert(
-            turn,
-            Conversation {
-                stage: Stage::Starting,
-                thread: None,
-                codex_turn: None,
-                input: Some(input),
-                interrupted: false,
-                open_block: false,
-                streamed: String::new(),
-                usage: Usage::default(),
-                error: None,
-                schema,
-            },
-        );
+        self.conversations
+            .insert(turn, Conversation::new(None, input));
         self.rpc
             .request("thread/start", params, Call::ThreadStart(turn), out);
     }
 
-    /// Conversations are not kept yet: each turn ends by freeing its own.
-    fn forget(
-        &mut self,
-        _conversation: crate::process::messages::ConversationId,
-        _out: &mut Outbox,
-    ) {
+    fn forget(&mut self, conversation: ConversationId, out: &mut Outbox) {
+        if let Some(thread) = self.kept.remove(&conversation) {
+            let params = json!({"threadId": thread});
+            self.rpc.request("thread/delete", params, Call::Forget, out);
+        }
     }
 
     fn interrupt(&mut self, turn: TurnId, out: &mut Outbox) {
@@ -455,59 +461,10 @@ impl Driver for CodexDriver {
     }
 }
 
-/// The final event for a `turn/completed` turn object.
-fn completed_event(t: &Value, c: &Conversation) -> TurnEvent {
-    match t.get("status").and_then(Value::as_str) {
-        Some("completed") => {
-            let text: String = t
-                .get("items")
-                .and_then(Value::as_array)
-                .map(|items| {
-                    items
-                        .iter()
-                        .filter(|i| i.get("type").and_then(Value::as_str) == Some("agentMessage"))
-                        .filter_map(|i| i.get("text").and_then(Value::as_str))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let text = if text.is_empty() {
-                c.streamed.clone()
-            } else {
-                text
-            };
-            if let Some(schema) = &c.schema {
-                if let Err(message) = crate::protocol::schema::validate(schema, &text) {
-                    return TurnEvent::Failed(ServeError::StructuredOutputInvalid { message });
-                }
-            }
-            TurnEvent::Done(TurnOutcome {
-                content: vec![Block::Text(text)],
-                stop_reason: StopReason::EndTurn,
-                stop_sequence: None,
-                usage: c.usage.clone(),
-                cost_usd: 0.0,
-                duration_ms: t.get("durationMs").and_then(Value::as_u64).unwrap_or(0),
-            })
-        }
-        Some("interrupted") => TurnEvent::Failed(ServeError::Cancelled),
-        _ => {
-            let error = t.get("error");
-            let status = http_status(error).or(c.error.as_ref().and_then(|e| e.0));
-            let message = error
-                .and_then(|e| e.get("message"))
-                .and_then(Value::as_str)
-                .map(String::from)
-                .or_else(|| c.error.as_ref().map(|e| e.1.clone()))
-                .unwrap_or_else(|| "the turn failed".into());
-            TurnEvent::Failed(ServeError::Upstream {
-                kind: UpstreamKind::from_status(status),
-                status,
-                message,
-            })
-        }
-    }
-}
-
 #[cfg(test)]
 #[path = "codex_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "codex_keep_tests.rs"]
+mod keep_tests;

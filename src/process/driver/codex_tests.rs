@@ -3,11 +3,12 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::error::UpstreamKind;
 use crate::process::driver::test_lines::{event_name, feed, lines as sent, names_with};
 use crate::protocol::{ChatMessage, Role};
 
 /// Event names with the usage of a finished turn.
-fn events(out: &Outbox) -> Vec<String> {
+pub(super) fn events(out: &Outbox) -> Vec<String> {
     names_with(out, name)
 }
 
@@ -23,11 +24,11 @@ fn name(event: &TurnEvent) -> String {
     }
 }
 
-fn ok(request: &Value, result: Value) -> Value {
+pub(super) fn ok(request: &Value, result: Value) -> Value {
     json!({"id": request["id"], "result": result})
 }
 
-fn ready() -> CodexDriver {
+pub(super) fn ready() -> CodexDriver {
     let mut d = CodexDriver::new(8, "BASE".into());
     let mut out = Outbox::default();
     d.bind("ignored", None, &[], &mut out);
@@ -43,7 +44,7 @@ fn ready() -> CodexDriver {
     d
 }
 
-fn input(system: &str, history: Vec<ChatMessage>, prompt: Value) -> TurnInput {
+pub(super) fn input(system: &str, history: Vec<ChatMessage>, prompt: Value) -> TurnInput {
     TurnInput {
         output_schema: None,
         system_prompt: system.into(),
@@ -57,7 +58,7 @@ fn input(system: &str, history: Vec<ChatMessage>, prompt: Value) -> TurnInput {
 }
 
 /// Begins `turn` and answers its `thread/start` with `thread`; returns the next line sent.
-fn started(d: &mut CodexDriver, turn: TurnId, thread: &str, input: TurnInput) -> Value {
+pub(super) fn started(d: &mut CodexDriver, turn: TurnId, thread: &str, input: TurnInput) -> Value {
     let mut out = Outbox::default();
     d.begin(turn, input, &mut out);
     let start = sent(&out).remove(0);
@@ -66,18 +67,18 @@ fn started(d: &mut CodexDriver, turn: TurnId, thread: &str, input: TurnInput) ->
     sent(&out).remove(0)
 }
 
-fn note(method: &str, params: Value) -> Value {
+pub(super) fn note(method: &str, params: Value) -> Value {
     json!({"method": method, "params": params})
 }
 
-fn delta(thread: &str, text: &str) -> Value {
+pub(super) fn delta(thread: &str, text: &str) -> Value {
     note(
         "item/agentMessage/delta",
         json!({"threadId": thread, "turnId": "ct", "itemId": "m", "delta": text}),
     )
 }
 
-fn completed(thread: &str, status: &str, text: &str) -> Value {
+pub(super) fn completed(thread: &str, status: &str, text: &str) -> Value {
     note(
         "turn/completed",
         json!({"threadId": thread, "turn": {"id": "ct", "status": status, "error": null,
@@ -112,7 +113,8 @@ fn a_turn_starts_a_thread_injects_history_streams_and_deletes_the_thread() {
         inject["params"]["items"],
         json!([
             {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "q1"}]},
-            {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "a1"}]}
+            {"type": "message", "role": "assistant", "status": "completed",
+                "content": [{"type": "output_text", "annotations": [], "text": "a1"}]}
         ])
     );
     let out = feed(&mut d, ok(&inject, json!({})));

@@ -60,7 +60,9 @@ fn image_url(block: &Value) -> Option<String> {
     }
 }
 
-/// A prior message as a raw Responses item for `thread/inject_items`.
+/// A prior message as a raw Responses item for `thread/inject_items`. An answer is shaped as
+/// the Responses API gives the model's own (`annotations`, `status`): Codex keeps those fields,
+/// so a replayed answer reaches the model exactly as the same answer in a kept thread does.
 pub fn history_item(role: Role, content: &Value) -> Value {
     let (role, text_type) = match role {
         Role::User => ("user", "input_text"),
@@ -69,6 +71,9 @@ pub fn history_item(role: Role, content: &Value) -> Value {
     let parts: Vec<Value> = blocks_of(content)
         .iter()
         .filter_map(|b| match b.get("type").and_then(Value::as_str) {
+            Some("text") if role == "assistant" => {
+                Some(json!({"type": text_type, "annotations": [], "text": b.get("text")?}))
+            }
             Some("text") => Some(json!({"type": text_type, "text": b.get("text")?})),
             Some("image") if role == "user" => {
                 Some(json!({"type": "input_image", "image_url": image_url(b)?}))
@@ -76,7 +81,12 @@ pub fn history_item(role: Role, content: &Value) -> Value {
             _ => None,
         })
         .collect();
-    json!({"type": "message", "role": role, "content": parts})
+    match role {
+        "assistant" => {
+            json!({"type": "message", "role": role, "content": parts, "status": "completed"})
+        }
+        _ => json!({"type": "message", "role": role, "content": parts}),
+    }
 }
 
 /// The prompt as `turn/start` input items; a block Codex cannot take is the client's error.

@@ -10,6 +10,18 @@
 //! The CLI reads the system prompt from the file `GEMINI_SYSTEM_MD` names each time it creates
 //! a session, so the driver rewrites that file before every creation and creates one session
 //! at a time per process; the other turns wait their turn in `waiting`.
+//!
+//! A turn asked to keep its conversation that ends cleanly (answered, not interrupted, and not
+//! the turn that reached `max_sessions`: that process is recycled) keeps its session and its
+//! chat files instead (`Kept`); a kept session counts against the process's conversations. A
+//! turn that resumes it prompts that session at once: no system prompt file, no creation, the
+//! model already pinned (set again only if it differs). A live ACP session takes no history
+//! without a model call, so the resumed turn's new messages — only ever the user messages
+//! before its prompt — go first in its prompt, as blocks of the one user message the model
+//! answers. That is faithful: the CLI sends consecutive user messages of a loaded history as
+//! one user content too (measured: a parked and a replayed follow-up reach the upstream alike).
+//! `forget` drops the session and removes its chat files; a resumed turn that fails is dropped
+//! as any other.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
@@ -21,7 +33,7 @@ use super::gemini_wire::{self as wire, BACKEND};
 use super::jsonrpc::{Incoming, Rpc, RpcError};
 use super::{Driver, DriverEvent, FileOp, Outbox, TurnInput};
 use crate::error::ServeError;
-use crate::process::messages::TurnId;
+use crate::process::messages::{ConversationId, TurnId};
 use crate::protocol::TurnEvent;
 
 /// What a Gemini driver needs to know about its process.
@@ -82,6 +94,17 @@ pub struct GeminiDriver {
     /// The turn whose session is being created (its system prompt is in the file).
     creating: Option<TurnId>,
     sessions_opened: u32,
+    /// Sessions kept after a clean turn, by conversation, until a turn resumes or the
+    /// supervisor forgets them.
+    kept: HashMap<ConversationId, Kept>,
+}
+
+/// A session kept in the CLI after its turn.
+#[derive(Debug)]
+struct Kept {
+    session: String,
+    /// The model the session is pinned to.
+    model: String,
 }
 
 impl GeminiDriver {
@@ -99,6 +122,7 @@ impl GeminiDriver {
             waiting: VecDeque::new(),
             creating: None,
             sessions_opened: 0,
+            kept: HashMap::new(),
         }
     }
 
@@ -258,19 +282,55 @@ impl GeminiDriver {
         if self.creating == Some(turn) {
             self.creating = None;
         }
+        let reusable = self.sessions_opened < self.params.max_sessions;
+        let clean = conv.keep && !conv.interrupted && reusable;
+        let clean = clean && matches!(event, TurnEvent::Done(_));
         if let Some(session) = &conv.session {
             self.sessions.remove(session);
-            out.file(FileOp::Remove {
-                dir: self.chats.clone(),
-                suffix: wire::chat_suffix(session),
-            });
+            if clean {
+                let model = conv.model.clone();
+                let session = session.clone();
+                self.kept.insert(conv.conversation, Kept { session, model });
+            } else {
+                self.remove_chats(session, out);
+            }
         }
         conv.finish(turn, event, out);
-        out.event(DriverEvent::Released {
-            turn,
-            reusable: self.sessions_opened < self.params.max_sessions,
+        out.event(match (clean, &conv.session) {
+            (true, Some(_)) => DriverEvent::Kept { turn },
+            _ => DriverEvent::Released { turn, reusable },
         });
         self.create_next(out);
+    }
+
+    /// Removes the chat files the CLI recorded for `session`.
+    fn remove_chats(&self, session: &str, out: &mut Outbox) {
+        out.file(FileOp::Remove {
+            dir: self.chats.clone(),
+            suffix: wire::chat_suffix(session),
+        });
+    }
+
+    /// Continues the kept session of `input`'s conversation with `conv`'s prompt.
+    fn resume(&mut self, turn: TurnId, mut conv: Conversation, out: &mut Outbox) {
+        let Some(kept) = self.kept.remove(&conv.conversation) else {
+            // Answering without the conversation's history would be wrong: the turn fails.
+            let reason = "the process no longer holds the conversation".into();
+            let error = ServeError::BackendUnavailable {
+                backend: BACKEND,
+                reason,
+            };
+            return self.refuse(turn, error, out);
+        };
+        // `advance` from `Creating` pins the model, from `SettingModel` prompts.
+        conv.stage = match kept.model == conv.model {
+            true => Stage::SettingModel,
+            false => Stage::Creating,
+        };
+        self.sessions.insert(kept.session.clone(), turn);
+        conv.session = Some(kept.session);
+        self.conversations.insert(turn, conv);
+        self.advance(turn, out);
     }
 
     fn on_update(&mut self, params: &Value, out: &mut Outbox) {
@@ -331,7 +391,9 @@ impl Driver for GeminiDriver {
     }
 
     fn begin(&mut self, turn: TurnId, input: TurnInput, out: &mut Outbox) {
-        if !matches!(self.startup, Startup::Up) || self.conversations.len() >= self.capacity() {
+        let held = self.conversations.len() + self.kept.len();
+        let room = held < self.capacity() || input.resume;
+        if !matches!(self.startup, Startup::Up) || !room {
             let reason = "the process given the request had no free slot".into();
             let error = ServeError::BackendUnavailable {
                 backend: BACKEND,
@@ -339,21 +401,24 @@ impl Driver for GeminiDriver {
             };
             return self.refuse(turn, error, out);
         }
+        let input_resumes = input.resume;
         let conv = match Conversation::new(input, &self.params.default_model) {
             Ok(conv) => conv,
             Err(error) => return self.refuse(turn, error, out),
         };
+        if input_resumes {
+            return self.resume(turn, conv, out);
+        }
         self.conversations.insert(turn, conv);
         self.waiting.push_back(turn);
         self.create_next(out);
     }
 
-    /// Conversations are not kept yet: each turn ends by freeing its own.
-    fn forget(
-        &mut self,
-        _conversation: crate::process::messages::ConversationId,
-        _out: &mut Outbox,
-    ) {
+    /// The CLI cannot free a session: dropping it means no turn uses it again.
+    fn forget(&mut self, conversation: ConversationId, out: &mut Outbox) {
+        if let Some(kept) = self.kept.remove(&conversation) {
+            self.remove_chats(&kept.session, out);
+        }
     }
 
     fn interrupt(&mut self, turn: TurnId, out: &mut Outbox) {
@@ -404,3 +469,7 @@ impl Driver for GeminiDriver {
 #[cfg(test)]
 #[path = "gemini_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "gemini_keep_tests.rs"]
+mod keep_tests;

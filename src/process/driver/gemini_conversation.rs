@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::gemini_wire as wire;
 use super::{Outbox, TurnInput};
 use crate::error::{ServeError, UpstreamKind};
-use crate::process::messages::TurnId;
+use crate::process::messages::{ConversationId, TurnId};
 use crate::protocol::{BlockKind, ChatMessage, TurnEvent};
 
 /// Where a conversation is; each step waits for the answer to its request.
@@ -37,18 +37,25 @@ pub struct Conversation {
     /// The answer so far, for the final event.
     pub text: String,
     block_open: bool,
+    pub conversation: ConversationId,
+    /// Keep the session after a clean end.
+    pub keep: bool,
 }
 
 impl Conversation {
     /// `input` as the CLI takes it; `Err` when its content cannot be sent. An empty or "auto"
     /// model becomes `default_model`: a session is always pinned to a model.
-    pub fn new(input: TurnInput, default_model: &str) -> Result<Self, ServeError> {
-        let prompt =
-            wire::prompt_blocks(&input.prompt).map_err(|message| ServeError::Upstream {
-                kind: UpstreamKind::InvalidRequest,
-                status: None,
-                message,
-            })?;
+    /// A resumed conversation's new messages (user messages: see `parking`) lead its prompt.
+    pub fn new(mut input: TurnInput, default_model: &str) -> Result<Self, ServeError> {
+        let content = match input.resume {
+            true => wire::joined(std::mem::take(&mut input.history), &input.prompt),
+            false => input.prompt.clone(),
+        };
+        let prompt = wire::prompt_blocks(&content).map_err(|message| ServeError::Upstream {
+            kind: UpstreamKind::InvalidRequest,
+            status: None,
+            message,
+        })?;
         let model = match input.model.as_str() {
             "" | "auto" => default_model.to_string(),
             _ => input.model,
@@ -63,6 +70,8 @@ impl Conversation {
             prompt,
             text: String::new(),
             block_open: false,
+            conversation: input.conversation,
+            keep: input.keep,
         })
     }
 

@@ -11,9 +11,9 @@ use crate::protocol::{Block, ChatMessage, Role, StopReason};
 #[path = "gemini_tests_guards.rs"]
 mod guards;
 
-const CHATS: &str = "/h/.gemini/tmp/work/chats";
+pub(super) const CHATS: &str = "/h/.gemini/tmp/work/chats";
 
-fn params(max_sessions: u32) -> GeminiParams {
+pub(super) fn params(max_sessions: u32) -> GeminiParams {
     GeminiParams {
         home: "/h".into(),
         cwd: "/p/work".into(),
@@ -25,22 +25,22 @@ fn params(max_sessions: u32) -> GeminiParams {
 }
 
 /// The one line `out` holds.
-fn line(out: &Outbox) -> Value {
+pub(super) fn line(out: &Outbox) -> Value {
     let [line] = <[Value; 1]>::try_from(lines(out)).expect("one line");
     assert_eq!(line["jsonrpc"], "2.0");
     line
 }
 
-fn answer(request: &Value, result: Value) -> Value {
+pub(super) fn answer(request: &Value, result: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": request["id"], "result": result})
 }
 
-fn chunk(session: &str, kind: &str, text: &str) -> Value {
+pub(super) fn chunk(session: &str, kind: &str, text: &str) -> Value {
     json!({"jsonrpc": "2.0", "method": "session/update", "params": {"sessionId": session,
         "update": {"sessionUpdate": kind, "content": {"type": "text", "text": text}}}})
 }
 
-fn end_turn(request: &Value) -> Value {
+pub(super) fn end_turn(request: &Value) -> Value {
     answer(
         request,
         json!({"stopReason": "end_turn", "_meta": {"quota": {"token_count":
@@ -55,7 +55,7 @@ fn write_of(op: &FileOp) -> (&str, &str) {
     }
 }
 
-fn removal(session: &str) -> FileOp {
+pub(super) fn removal(session: &str) -> FileOp {
     FileOp::Remove {
         dir: CHATS.into(),
         suffix: format!("-{}.jsonl", &session[..8]),
@@ -63,7 +63,7 @@ fn removal(session: &str) -> FileOp {
 }
 
 /// An initialized driver.
-fn ready(max_sessions: u32) -> GeminiDriver {
+pub(super) fn ready(max_sessions: u32) -> GeminiDriver {
     let mut d = GeminiDriver::new(2, params(max_sessions));
     let mut out = Outbox::default();
     d.bind("ignored", None, &[], &mut out);
@@ -75,7 +75,12 @@ fn ready(max_sessions: u32) -> GeminiDriver {
     d
 }
 
-fn input(system: &str, model: &str, history: Vec<ChatMessage>, prompt: Value) -> TurnInput {
+pub(super) fn input(
+    system: &str,
+    model: &str,
+    history: Vec<ChatMessage>,
+    prompt: Value,
+) -> TurnInput {
     TurnInput {
         output_schema: None,
         system_prompt: system.into(),

@@ -107,6 +107,12 @@ fn assistant_text(content: &Value) -> String {
 }
 
 /// `content` as a list of blocks (a bare string is one text block).
+/// The content blocks of `messages` and then of `prompt`, as one message's content.
+pub fn joined(messages: Vec<ChatMessage>, prompt: &Value) -> Value {
+    let contents = messages.iter().map(|m| &m.content).chain([prompt]);
+    Value::Array(contents.flat_map(blocks_of).collect())
+}
+
 fn blocks_of(content: &Value) -> Vec<Value> {
     match content {
         Value::String(text) => vec![json!({"type": "text", "text": text})],

@@ -17,6 +17,7 @@ pub mod claude;
 pub mod claude_mcp;
 pub mod claude_wire;
 pub mod codex;
+mod codex_conversation;
 mod codex_wire;
 pub mod gemini;
 mod gemini_conversation;
