@@ -123,7 +123,7 @@ def depth_run(server, model, args, label):
         deep.turn(i)
     deeps = [deep.turn(args.depth + i) for i in range(args.samples)]
     deep.close()
-    return b.pct(firsts, 50), b.pct(deeps, 50)
+    return b.pct(firsts, 0.5), b.pct(deeps, 0.5)
 
 
 def chat_run(server, model, args, label):
@@ -207,8 +207,8 @@ def report(backend, args, parked, replayed):
     indices = sorted({0, 1, 4, 9, 14, 19, 24, args.turns - 1} & set(range(args.turns)))
     for i in indices:
         p, r = parked["chat"]["per_index"][i], replayed["chat"]["per_index"][i]
-        print("| %d | %s | %s | %s | %s |" % (i + 1, b.ms(b.pct(p, 50)), b.ms(b.pct(p, 95)),
-                                           b.ms(b.pct(r, 50)), b.ms(b.pct(r, 95))))
+        print("| %d | %s | %s | %s | %s |" % (i + 1, b.ms(b.pct(p, 0.5)), b.ms(b.pct(p, 0.95)),
+                                           b.ms(b.pct(r, 0.5)), b.ms(b.pct(r, 0.95))))
 
 
 def main():

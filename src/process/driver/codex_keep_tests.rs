@@ -90,7 +90,7 @@ fn a_resumed_turn_starts_on_the_kept_thread_with_only_the_new_messages() {
 fn forget_deletes_the_kept_thread_and_frees_its_room() {
     let mut d = CodexDriver::new(1, "BASE".into());
     let mut out = Outbox::default();
-    d.bind("", None, &mut out);
+    d.bind("", None, &[], &mut out);
     let init = sent(&out).remove(0);
     feed(&mut d, ok(&init, json!({})));
     kept(&mut d, 1, "T1");

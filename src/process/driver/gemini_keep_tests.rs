@@ -110,7 +110,7 @@ fn forget_removes_the_chat_files_and_frees_the_room() {
         },
     );
     let mut out = Outbox::default();
-    d.bind("", None, &mut out);
+    d.bind("", None, &[], &mut out);
     feed(&mut d, answer(&line(&out), json!({})));
     kept(&mut d, 1);
     let mut out = Outbox::default();
