@@ -173,6 +173,8 @@ pub struct PoolSettings {
     /// Keep a conversation in its process after a clean turn, so a follow-up that resends it
     /// continues there without a replay.
     pub park_conversations: bool,
+    /// How long a turn parked on client tool calls waits for the client's results.
+    pub tool_result_timeout_secs: u64,
     pub max_turns_per_process: u32,
     pub max_process_age_secs: u64,
     pub idle_timeout_secs: u64,

@@ -84,6 +84,14 @@ pub struct Retire {
     pub grace: std::time::Duration,
 }
 
+/// Supervisor → process: drop kept `conversation` (its client's tool results never came, or the
+/// supervisor no longer wants it). Nothing is answered.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Forget {
+    pub conversation: ConversationId,
+}
+
 /// Supervisor → process: kill the child now; its running turns fail with `ProcessExited`.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -112,6 +120,8 @@ pub enum ProcessEvent {
         kept: bool,
         report: Box<TurnReport>,
     },
+    /// The process no longer holds kept `conversation` (the CLI ended it on its own).
+    ConversationDropped { conversation: ConversationId },
     /// The child is gone (or never became ready). Last notice of a process.
     Exited {
         status: String,

@@ -165,6 +165,9 @@ impl CliProcess {
                     self.on_released(turn, reusable, false, ctx)
                 }
                 DriverEvent::Kept { turn } => self.on_released(turn, true, true, ctx),
+                DriverEvent::Dropped { conversation } => {
+                    self.notify(ProcessEvent::ConversationDropped { conversation })
+                }
                 DriverEvent::Violation(detail) => self.protocol_violation(detail, ctx),
             }
         }
@@ -423,6 +426,14 @@ impl Handler<Retire> for CliProcess {
                 act.kill("turn outlived the shutdown grace period".into(), ctx);
             }
         });
+    }
+}
+
+impl Handler<Forget> for CliProcess {
+    type Result = ();
+
+    fn handle(&mut self, msg: Forget, ctx: &mut Self::Context) {
+        self.drive(ctx, |d, out| d.forget(msg.conversation, out));
     }
 }
 

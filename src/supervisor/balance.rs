@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use super::parking::Parked;
 use super::pool::{Action, Book, Slot};
 use crate::config::Backend;
 use crate::process::Lifecycle;
@@ -115,6 +116,33 @@ impl Book {
         actions
     }
 
+    /// Parked turns whose client tool results have not come within `tool_result_timeout_secs`
+    /// are forgotten: the process interrupts the calls and resets the conversation, and a late
+    /// follow-up is replayed like any miss.
+    fn expire_tool_waits(&mut self, now: Instant) -> Vec<Action> {
+        let limit = Duration::from_secs(self.limits.tool_result_timeout_secs);
+        let mut actions = Vec::new();
+        for (id, slot) in self.processes.iter_mut() {
+            let expired = |p: &Parked| {
+                !p.awaiting_tools.is_empty() && now.saturating_duration_since(p.parked_at) >= limit
+            };
+            let before = slot.parked.len();
+            for p in slot.parked.iter().filter(|p| expired(p)) {
+                actions.push(Action::Forget {
+                    process: *id,
+                    conversation: p.conversation,
+                });
+            }
+            slot.parked.retain(|p| !expired(p));
+            let forgotten = (before - slot.parked.len()) as u64;
+            slot.resets += forgotten as u32;
+            if let Some(pool) = slot.pool.as_ref().and_then(|k| self.pools.get_mut(k)) {
+                pool.stats.counters.resets += forgotten;
+            }
+        }
+        actions
+    }
+
     /// Idle processes past their idle timeout or age are retired (beyond the default pool's
     /// `min_idle`), and empty pools forgotten.
     pub fn housekeeping(&mut self, now: Instant) -> Vec<Action> {
@@ -162,6 +190,7 @@ impl Book {
                 actions.push(Action::Retire { process: id });
             }
         }
+        actions.extend(self.expire_tool_waits(now));
         let processes = &self.processes;
         self.pools.retain(|key, pool| {
             key.is_default()

@@ -16,6 +16,10 @@ use super::pool::{Action, Book, Occupant, Waiting};
 use crate::process::{ConversationId, Seat};
 use crate::protocol::{PoolKey, Profile, TurnRequest};
 
+/// The longest a follow-up waits for the turn it continues to be reported parked
+/// ([`Book::parking_wait`]).
+const PARKING_WAIT: Duration = Duration::from_secs(1);
+
 /// Where a request goes in the process the book chose for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Place {
@@ -87,6 +91,20 @@ impl Book {
         actions
     }
 
+    /// How long a request waits when it continues a turn still in flight: its client has the
+    /// answer, but the process's report that the turn ended (and its conversation is parked)
+    /// may reach the supervisor after the follow-up does. The report ends the wait at once.
+    pub(super) fn parking_wait(&self, key: &PoolKey, lookup: &Lookup) -> Option<Duration> {
+        let in_flight = self
+            .processes
+            .values()
+            .filter(|s| s.pool.as_ref() == Some(key))
+            .flat_map(|s| s.occupants.values())
+            .filter_map(|o| o.lookup.as_ref())
+            .any(|o| lookup.prefix.answers(&o.sent));
+        in_flight.then_some(PARKING_WAIT)
+    }
+
     /// The request's conversation, when it may be parked after its turn (parking on, a chat
     /// pool).
     pub(super) fn lookup(&self, request: &TurnRequest) -> Option<Lookup> {
@@ -104,7 +122,7 @@ impl Book {
                 .find_map(|(id, s)| {
                     s.parked
                         .iter()
-                        .find(|p| p.transcript.as_ref().is_some_and(|t| lookup.continues(t)))
+                        .find(|p| lookup.continues(p))
                         .map(|p| (*id, Place::Resume(p.conversation)))
                 })
         });
@@ -223,3 +241,7 @@ impl Book {
 #[cfg(test)]
 #[path = "dispatch_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "parking_book_tests.rs"]
+mod parking_tests;

@@ -30,7 +30,8 @@ use crate::error::ServeError;
 use crate::metrics::Metrics;
 use crate::process::spawn::{self, SpawnSpec};
 use crate::process::{
-    Bind, CliProcess, Interrupt, Kill, ProcessEvent, ProcessLimits, ProcessNotice, Retire, RunTurn,
+    Bind, CliProcess, Forget, Interrupt, Kill, ProcessEvent, ProcessLimits, ProcessNotice, Retire,
+    RunTurn,
 };
 use crate::protocol::{PoolKey, TurnEvent};
 pub use handle::SupervisorHandle;
@@ -234,6 +235,14 @@ impl SessionSupervisor {
                         addr.do_send(Interrupt { turn, reason });
                     }
                 }
+                Action::Forget {
+                    process,
+                    conversation,
+                } => {
+                    if let Some(addr) = self.addrs.get(&process) {
+                        addr.do_send(Forget { conversation });
+                    }
+                }
                 Action::Kill { process } => {
                     if let Some(addr) = self.addrs.get(&process) {
                         addr.do_send(Kill);
@@ -347,6 +356,10 @@ impl Handler<ProcessNotice> for SessionSupervisor {
         let now = Instant::now();
         let actions = match event {
             ProcessEvent::StateChanged(state) => self.book.state_changed(id, state, now),
+            ProcessEvent::ConversationDropped { conversation } => {
+                self.book.dropped(id, conversation);
+                Vec::new()
+            }
             ProcessEvent::TurnAnswered { turn } => {
                 self.book.turn_answered(id, turn, now);
                 Vec::new()

@@ -8,6 +8,10 @@
 //! goes to that process with only the new messages ([`Lookup`]); anything else is a miss and is
 //! replayed into a clean conversation as before.
 //!
+//! A turn that ended because the model called client tools is parked too, still waiting on the
+//! calls ([`Parked::awaiting_tools`]): only a request whose one new message holds exactly the
+//! results of those calls continues it; the process answers the calls and the model goes on.
+//!
 //! Normal form: a message is its role and its content as a list of blocks, where a string is
 //! one text block, adjacent text blocks are joined, and what does not reach the model
 //! (`cache_control`, `citations`) is dropped — so an answer resent as a string, as the SDK's
@@ -55,6 +59,13 @@ impl Transcript {
         self.messages.is_empty()
     }
 
+    /// Whether this is `earlier` and one message more (the answer to it).
+    pub fn answers(&self, earlier: &Transcript) -> bool {
+        self.owner == earlier.owner
+            && self.messages.len() == earlier.messages.len() + 1
+            && self.messages.starts_with(&earlier.messages)
+    }
+
     /// The conversation after the model answered with `answer`.
     pub fn answered(&self, answer: &[Block]) -> Self {
         let blocks: Vec<Value> = answer
@@ -80,6 +91,8 @@ pub struct Lookup {
     pub prefix: Transcript,
     /// The whole conversation as sent (the prefix and the new messages).
     pub sent: Transcript,
+    /// The `tool_use_id`s answered, sorted, when the one new message holds only tool results.
+    pub tool_results: Option<Vec<String>>,
 }
 
 impl Lookup {
@@ -102,13 +115,42 @@ impl Lookup {
         Self {
             prefix: Transcript::new(owner.clone(), prefix),
             sent: Transcript::new(owner, messages),
+            tool_results: (new == 1)
+                .then(|| tool_result_ids(&request.prompt))
+                .flatten(),
         }
     }
 
-    /// Whether a process holding `parked` can continue this request's conversation.
-    pub fn continues(&self, parked: &Transcript) -> bool {
-        !self.prefix.is_empty() && parked.hash == self.prefix.hash && *parked == self.prefix
+    /// Whether the process holding `parked` can continue this request's conversation: the
+    /// messages before the new ones are the parked conversation, and when it waits on tool
+    /// calls, the new message is exactly their results.
+    pub fn continues(&self, parked: &Parked) -> bool {
+        let Some(transcript) = &parked.transcript else {
+            return false;
+        };
+        let same = !self.prefix.is_empty()
+            && transcript.hash == self.prefix.hash
+            && *transcript == self.prefix;
+        same && (parked.awaiting_tools.is_empty()
+            || self.tool_results.as_ref() == Some(&parked.awaiting_tools))
     }
+}
+
+/// The sorted `tool_use_id`s of a user message made only of tool results.
+fn tool_result_ids(content: &Value) -> Option<Vec<String>> {
+    let blocks = content.as_array().filter(|b| !b.is_empty())?;
+    let mut ids = blocks
+        .iter()
+        .map(|b| match b.get("type").and_then(Value::as_str) {
+            Some("tool_result") => b
+                .get("tool_use_id")
+                .and_then(Value::as_str)
+                .map(String::from),
+            _ => None,
+        })
+        .collect::<Option<Vec<String>>>()?;
+    ids.sort();
+    Some(ids)
 }
 
 /// Trailing user messages of `history` (the new messages besides the prompt).
@@ -127,6 +169,9 @@ pub struct Parked {
     /// What its client will resend; `None` when the client's copy differs from the CLI's (an
     /// answer cut at a stop sequence): it can never be continued and waits to be forgotten.
     pub transcript: Option<Transcript>,
+    /// The calls of client tools it waits on (sorted `tool_use` ids), when its turn stopped for
+    /// them; empty for a finished turn.
+    pub awaiting_tools: Vec<String>,
     /// Turns it has had.
     pub turns: u32,
     /// When its first turn was dispatched and when its newest ended.
@@ -145,6 +190,8 @@ pub struct ParkedView {
     pub idle_secs: u64,
     /// Whether a request can continue it (false: waits to be reset).
     pub continuable: bool,
+    /// Client tool calls it waits on (its turn stopped for them).
+    pub awaiting_tool_results: usize,
 }
 
 impl Parked {
@@ -156,7 +203,21 @@ impl Parked {
             age_secs: now.saturating_duration_since(self.born).as_secs(),
             idle_secs: now.saturating_duration_since(self.parked_at).as_secs(),
             continuable: self.transcript.is_some(),
+            awaiting_tool_results: self.awaiting_tools.len(),
         }
+    }
+
+    /// The sorted ids of the client tool calls in `answer`.
+    pub fn tool_calls_of(answer: &[Block]) -> Vec<String> {
+        let mut ids: Vec<String> = answer
+            .iter()
+            .filter_map(|b| match b {
+                Block::ToolUse { id, .. } => Some(id.clone()),
+                Block::Text(_) => None,
+            })
+            .collect();
+        ids.sort();
+        ids
     }
 }
 
@@ -176,7 +237,8 @@ fn normal_blocks(content: &Value) -> Vec<Value> {
         other => vec![other.clone()],
     };
     let mut joined: Vec<Value> = Vec::with_capacity(blocks.len());
-    for block in blocks {
+    // An empty text block says nothing (an OpenAI answer of only tool calls has none at all).
+    for block in blocks.into_iter().filter(|b| block_text(b) != Some("")) {
         let text = block_text(&block).map(String::from);
         match (text, joined.last_mut()) {
             (Some(text), Some(last)) if block_text(last).is_some() => {
@@ -230,6 +292,18 @@ mod tests {
     use crate::limits::{Client, ClientId};
     use crate::protocol::{PoolKey, RequestMeta, TurnSpec};
 
+    fn park(transcript: Transcript, answer: &[Block]) -> Parked {
+        let now = Instant::now();
+        Parked {
+            conversation: 1,
+            transcript: Some(transcript.answered(answer)),
+            awaiting_tools: Parked::tool_calls_of(answer),
+            turns: 1,
+            born: now,
+            parked_at: now,
+        }
+    }
+
     fn request(client: &str, history: Vec<(Role, Value)>, prompt: Value) -> TurnRequest {
         let meta = RequestMeta::for_client(Arc::new(Client {
             id: ClientId::named(client),
@@ -255,9 +329,10 @@ mod tests {
     fn the_answer_resent_in_any_shape_continues_the_conversation() {
         let first = Lookup::of(&request("a", vec![], json!("hi")));
         assert!(first.prefix.is_empty(), "a first turn continues nothing");
-        let parked = first
-            .sent
-            .answered(&[Block::Text("hel".into()), Block::Text("lo".into())]);
+        let parked = park(
+            first.sent,
+            &[Block::Text("hel".into()), Block::Text("lo".into())],
+        );
         for answer in [
             json!("hello"),
             json!([{"type": "text", "text": "hello", "citations": null}]),
@@ -277,9 +352,10 @@ mod tests {
 
     #[test]
     fn an_edit_another_client_or_model_is_a_miss() {
-        let parked = Lookup::of(&request("a", vec![], json!("hi")))
-            .sent
-            .answered(&[Block::Text("hello".into())]);
+        let parked = park(
+            Lookup::of(&request("a", vec![], json!("hi"))).sent,
+            &[Block::Text("hello".into())],
+        );
         let follow_up = |client: &str, first: &str, answer: &str| {
             request(
                 client,
@@ -298,9 +374,10 @@ mod tests {
 
     #[test]
     fn several_new_user_messages_are_all_new() {
-        let parked = Lookup::of(&request("a", vec![], json!("hi")))
-            .sent
-            .answered(&[Block::Text("hello".into())]);
+        let parked = park(
+            Lookup::of(&request("a", vec![], json!("hi"))).sent,
+            &[Block::Text("hello".into())],
+        );
         let next = request(
             "a",
             vec![
@@ -313,6 +390,47 @@ mod tests {
         let lookup = Lookup::of(&next);
         assert!(lookup.continues(&parked));
         assert_eq!(lookup.sent.len() - lookup.prefix.len(), 2);
+    }
+
+    #[test]
+    fn a_turn_waiting_on_tools_continues_only_with_exactly_their_results() {
+        let tool = |id: &str| Block::ToolUse {
+            id: id.into(),
+            name: "get_weather".into(),
+            input: json!({"city": id}),
+        };
+        let parked = park(
+            Lookup::of(&request("a", vec![], json!("weather?"))).sent,
+            &[Block::Text("".into()), tool("t1"), tool("t2")],
+        );
+        assert_eq!(parked.awaiting_tools, ["t1", "t2"]);
+        let resent = json!([
+            {"type": "tool_use", "id": "t1", "name": "get_weather", "input": {"city": "t1"}},
+            {"type": "tool_use", "id": "t2", "name": "get_weather", "input": {"city": "t2"}},
+        ]);
+        let result =
+            |id: &str| json!({"type": "tool_result", "tool_use_id": id, "content": "sunny"});
+        let follow_up = |prompt: Value| {
+            Lookup::of(&request(
+                "a",
+                vec![
+                    (Role::User, json!("weather?")),
+                    (Role::Assistant, resent.clone()),
+                ],
+                prompt,
+            ))
+        };
+        assert!(follow_up(json!([result("t2"), result("t1")])).continues(&parked));
+        assert!(
+            !follow_up(json!([result("t1")])).continues(&parked),
+            "one result missing"
+        );
+        let with_text = json!([result("t1"), result("t2"), {"type": "text", "text": "and?"}]);
+        assert!(
+            !follow_up(with_text).continues(&parked),
+            "text the calls cannot carry"
+        );
+        assert!(!follow_up(json!("never mind")).continues(&parked));
     }
 
     #[test]

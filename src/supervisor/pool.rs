@@ -79,6 +79,11 @@ pub enum Action {
     },
     /// Kill `process` now.
     Kill { process: u64 },
+    /// Have `process` drop its parked `conversation` (already gone from the book).
+    Forget {
+        process: u64,
+        conversation: ConversationId,
+    },
 }
 
 pub struct Book {
@@ -157,6 +162,10 @@ impl Book {
             let place = self.place(&key, lookup.as_ref());
             if let Some((id, place @ Place::Resume(_))) = place {
                 return vec![self.dispatch(id, place, lookup, request, now, Duration::ZERO)];
+            }
+            let parking = lookup.as_ref().and_then(|l| self.parking_wait(&key, l));
+            if let Some(wait) = parking.filter(|_| may_wait) {
+                return self.enqueue(request, now, Some(wait));
             }
             if let Some(wait) = self.reuse_wait(&key, now).filter(|_| may_wait) {
                 return self.enqueue(request, now, Some(wait));
@@ -290,6 +299,11 @@ impl Book {
             slot.parked.push(Parked {
                 conversation: occupant.conversation,
                 transcript,
+                awaiting_tools: report
+                    .answer
+                    .as_deref()
+                    .map(Parked::tool_calls_of)
+                    .unwrap_or_default(),
                 turns: occupant.earlier_turns + 1,
                 born: occupant.born,
                 parked_at: now,
@@ -327,6 +341,13 @@ impl Book {
         }
         actions.extend(self.rebalance(now));
         actions
+    }
+
+    /// Process `id` no longer holds parked `conversation`.
+    pub fn dropped(&mut self, id: u64, conversation: ConversationId) {
+        if let Some(slot) = self.processes.get_mut(&id) {
+            slot.parked.retain(|p| p.conversation != conversation);
+        }
     }
 
     pub(super) fn count_recycled(&mut self, id: u64) {

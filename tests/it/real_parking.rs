@@ -177,3 +177,60 @@ async fn codex_an_aside_reaches_the_model_as_a_replay_does() {
 async fn gemini_an_aside_reaches_the_model_as_a_replay_does() {
     an_aside_reaches_the_model_as_a_replay_does("gemini-2.5-flash", gemini_mock()).await;
 }
+
+/// A tool round trip with the real CLI: the tool-use answer, then the follow-up with the result
+/// as an SDK sends it (the answer's content resent as is).
+/// Returns the answer's text and the tool call's id.
+async fn tool_round_trip(server: &TestServer, tok: &str) -> (String, String) {
+    let tools = json!([{"name": "get_weather", "description": "Get the weather.",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}},
+            "required": ["city"]}}]);
+    let ask = format!(r#"weather {tok} TOOL:get_weather:{{"city":"Paris"}}"#);
+    let first = server
+        .messages(json!({"model": "claude", "max_tokens": 256, "tools": tools,
+            "messages": [{"role": "user", "content": ask}]}))
+        .await;
+    assert_eq!(first.status, 200, "{}", first.raw);
+    assert_eq!(first.body["stop_reason"], "tool_use", "{}", first.raw);
+    let content = first.body["content"].clone();
+    let id = content
+        .as_array()
+        .and_then(|blocks| blocks.iter().find(|b| b["type"] == "tool_use"))
+        .and_then(|b| b["id"].as_str().map(String::from))
+        .expect("a tool_use block");
+    let follow = json!({"model": "claude", "max_tokens": 256, "tools": tools, "messages": [
+        {"role": "user", "content": ask},
+        {"role": "assistant", "content": content},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": id,
+            "content": [{"type": "text", "text": "sunny"}]}]}]});
+    let answer = server.messages(follow).await;
+    assert_eq!(answer.status, 200, "{}", answer.raw);
+    (answer.text(), id)
+}
+
+#[actix_rt::test]
+async fn claude_a_parked_tool_turn_continues_as_a_replay_would() {
+    let parking = real(|_| {}).await;
+    let replaying = real(|s| s.pool.park_conversations = false).await;
+    let (a, b) = (token(), token());
+    let (parked_answer, id_a) = tool_round_trip(&parking, &a).await;
+    let (replayed_answer, id_b) = tool_round_trip(&replaying, &b).await;
+    assert_eq!(parked_answer, "MOCK_OK: TOOL_RESULT: sunny");
+    assert_eq!(parked_answer, replayed_answer);
+    assert_eq!(hits_and_misses(&parking).await, (1, 0));
+    assert_eq!(hits_and_misses(&replaying).await, (0, 0));
+    let last = |tok: &str| -> Value {
+        let bodies = mock().requests_with(tok);
+        let body = bodies
+            .last()
+            .expect("the continuation went upstream")
+            .clone();
+        json!({"system": body["system"], "messages": body["messages"], "tools": body["tools"]})
+    };
+    // The mock numbers its tool calls: the ids are the one difference allowed.
+    let parked = last(&a).to_string().replace(&id_a, "ID");
+    let replayed = last(&b).to_string().replace(&b, &a).replace(&id_b, "ID");
+    assert_eq!(parked, replayed, "what reached the model differs");
+    parking.stop().await;
+    replaying.stop().await;
+}

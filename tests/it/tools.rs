@@ -1,5 +1,6 @@
 //! Client tools over HTTP: a tool-use answer in both dialects (whole and streamed), the follow-up
-//! that replays the tool history into a clean process, tool-less pools left without the MCP
+//! that continues the parked tool turn (or, without parking, replays the tool history into a
+//! clean process), tool-less pools left without the MCP
 //! server, backends that cannot serve tools refused — with the fake CLI, then once with the real
 //! one on the mock.
 
@@ -21,8 +22,19 @@ fn with_tools(text: &str) -> Value {
 }
 
 #[actix_rt::test]
-async fn a_tool_use_answer_then_the_follow_up_with_its_result() {
-    let server = TestServer::fake(|_| {}).await;
+async fn a_parked_tool_turn_is_continued_by_the_follow_up_with_its_result() {
+    tool_round_trip(true).await;
+}
+
+#[actix_rt::test]
+async fn without_parking_the_follow_up_replays_the_tool_history() {
+    tool_round_trip(false).await;
+}
+
+/// A tool-use answer, then the follow-up with its result: continued in the process that waits
+/// on the call (`park`), or replayed into a clean conversation.
+async fn tool_round_trip(park: bool) {
+    let server = TestServer::fake(|s| s.pool.park_conversations = park).await;
     let ask = r#"weather? FAKE_TOOL:get_weather:{"city":"Paris"}"#;
     let first = server.messages(with_tools(ask)).await;
     assert_eq!(first.status, 200, "{}", first.raw);
@@ -58,12 +70,28 @@ async fn a_tool_use_answer_then_the_follow_up_with_its_result() {
     assert_eq!(answer.status, 200, "{}", answer.raw);
     assert_eq!(answer.body["stop_reason"], "end_turn");
     let text = answer.text();
-    assert!(
-        text.starts_with("echo: [tool_result sunny] | history: u:weather?")
-            && text.contains("a:Calling a tool. [tool_use get_weather]"),
-        "{text}"
-    );
-    // The tool turn was ended and its process reset and reused.
+    let counters = server.get("/admin/pools").await["pools"]
+        .as_array()
+        .and_then(|pools| {
+            pools
+                .iter()
+                .find(|p| p["id"].as_str().is_some_and(|id| id.starts_with("tools-")))
+        })
+        .map(|p| p["counters"].clone())
+        .expect("the tool pool");
+    if park {
+        // The CLI's own turn went on: the call was answered with the client's result.
+        assert_eq!(text, "tools said: sunny", "{text}");
+        assert_eq!(counters["conversation_hits"], 1, "{counters}");
+    } else {
+        assert!(
+            text.starts_with("echo: [tool_result sunny] | history: u:weather?")
+                && text.contains("a:Calling a tool. [tool_use get_weather]"),
+            "{text}"
+        );
+        assert_eq!(counters["conversation_hits"], 0, "{counters}");
+    }
+    // The same process served both turns.
     assert_eq!(server.pids_of("claude").await, pids);
     server.stop().await;
 }
@@ -194,5 +222,50 @@ async fn the_real_cli_advertises_the_tools_and_takes_the_replayed_results() {
     let answer = server.messages(follow).await;
     assert_eq!(answer.status, 200, "{}", answer.raw);
     assert_eq!(answer.text(), "MOCK_OK: TOOL_RESULT: sunny");
+    server.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_tool_turn_whose_results_never_come_is_ended_and_the_late_follow_up_replayed() {
+    let server = TestServer::fake(|s| s.pool.tool_result_timeout_secs = 1).await;
+    let ask = r#"weather? FAKE_TOOL:get_weather:{"city":"Paris"}"#;
+    let first = server.messages(with_tools(ask)).await;
+    assert_eq!(first.body["stop_reason"], "tool_use", "{}", first.raw);
+    let parked = |p: &Value| -> Vec<Value> {
+        p["pools"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|pool| pool["processes"].as_array().cloned().unwrap_or_default())
+            .flat_map(|proc| proc["parked"].as_array().cloned().unwrap_or_default())
+            .collect()
+    };
+    let pools = server.get("/admin/pools").await;
+    assert_eq!(parked(&pools).len(), 1, "{pools}");
+    assert_eq!(parked(&pools)[0]["awaiting_tool_results"], 1);
+    // The housekeeping tick forgets it after the timeout: interrupted and reset.
+    server
+        .wait_for(
+            "the parked tool turn forgotten",
+            |p| parked(p).is_empty(),
+            "/admin/pools",
+        )
+        .await;
+    let content = first.body["content"].clone();
+    let mut follow = with_tools(ask);
+    follow["messages"] = json!([
+        {"role": "user", "content": ask},
+        {"role": "assistant", "content": content},
+        {"role": "user", "content": [{"type": "tool_result",
+            "tool_use_id": content[1]["id"], "content": "sunny"}]}]);
+    let answer = server.messages(follow).await;
+    assert_eq!(answer.status, 200, "{}", answer.raw);
+    assert!(
+        answer
+            .text()
+            .starts_with("echo: [tool_result sunny] | history: u:weather?"),
+        "replayed: {}",
+        answer.text()
+    );
     server.stop().await;
 }

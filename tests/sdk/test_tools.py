@@ -3,8 +3,11 @@
 The mock answers `TOOL:<name>:<json>` in the last user text with a `tool_use` block per marker
 (stop_reason tool_use) and a `tool_result` with `MOCK_OK: TOOL_RESULT: <result text>`. A round
 trip: request with tools → tool_use / tool_calls answer → follow-up carrying the results → final
-text. The follow-up replays the whole history into a clean process (no parked turn yet)."""
+text. The follow-up that resends the answer as the SDK returned it continues the turn parked in
+its process (the pending calls answered with the results: a conversation hit in /admin/pools);
+anything else replays the whole history into a clean process."""
 import json
+import urllib.request
 
 import anthropic
 import openai
@@ -36,6 +39,14 @@ def claude(sdk_env):
 def gpt(sdk_env):
     return openai.OpenAI(base_url="http://127.0.0.1:%d/openai/v1" % sdk_env.port, api_key="unused",
                          max_retries=0, timeout=TIMEOUT)
+
+
+def hits(sdk_env):
+    """Follow-ups that continued a parked conversation, over all pools."""
+    url = "http://127.0.0.1:%d/admin/pools" % sdk_env.port
+    with urllib.request.urlopen(url, timeout=10) as r:
+        pools = json.load(r)["pools"]
+    return sum(p["counters"]["conversation_hits"] for p in pools)
 
 
 def upstream_with(mock, marker):
@@ -70,7 +81,7 @@ def tool_results_upstream(mock, marker):
     return out
 
 
-def anthropic_round_trip(claude, mock, stream, cities):
+def anthropic_round_trip(claude, mock, stream, cities, sdk_env):
     t = token()
     markers = " ".join('TOOL:get_weather:{"city":"%s"}' % c for c in cities)
     question = {"role": "user", "content": "Weather please %s %s" % (t, markers)}
@@ -91,6 +102,7 @@ def anthropic_round_trip(claude, mock, stream, cities):
                for u in uses]
     follow = dict(kw, messages=[question, {"role": "assistant", "content": first.content},
                                 {"role": "user", "content": results}])
+    before = hits(sdk_env)
     if stream:
         with claude.messages.stream(**follow) as s:
             final = s.get_final_message()
@@ -101,15 +113,16 @@ def anthropic_round_trip(claude, mock, stream, cities):
     assert text.startswith("MOCK_OK: TOOL_RESULT: sunny in %s" % cities[0]), text
     sent = tool_results_upstream(mock, t)
     assert sent == {u.id: "sunny in %s" % u.input["city"] for u in uses}
+    assert hits(sdk_env) == before + 1, "the follow-up continued the parked turn"
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
-def test_anthropic_tool_round_trip(claude, mock, stream):
-    anthropic_round_trip(claude, mock, stream, ["Paris"])
+def test_anthropic_tool_round_trip(claude, mock, stream, sdk_env):
+    anthropic_round_trip(claude, mock, stream, ["Paris"], sdk_env)
 
 
-def test_anthropic_parallel_tool_calls(claude, mock):
-    anthropic_round_trip(claude, mock, False, ["Paris", "Rome"])
+def test_anthropic_parallel_tool_calls(claude, mock, sdk_env):
+    anthropic_round_trip(claude, mock, False, ["Paris", "Rome"], sdk_env)
 
 
 def openai_first(gpt, question, stream):
@@ -118,43 +131,47 @@ def openai_first(gpt, question, stream):
         r = gpt.chat.completions.create(**kw)
         choice = r.choices[0]
         assert choice.message.content in (None, "Calling a tool.")
-        return choice.finish_reason, [(c.id, c.function.name, c.function.arguments)
-                                      for c in choice.message.tool_calls or []]
-    calls, finish = {}, None
+        return choice.finish_reason, choice.message.content, [
+            (c.id, c.function.name, c.function.arguments) for c in choice.message.tool_calls or []]
+    calls, finish, text = {}, None, ""
     for chunk in gpt.chat.completions.create(stream=True, **kw):
         if not chunk.choices:
             continue
         choice = chunk.choices[0]
         finish = choice.finish_reason or finish
+        text += choice.delta.content or ""
         for d in choice.delta.tool_calls or []:
             c = calls.setdefault(d.index, {"id": None, "name": None, "arguments": ""})
             c["id"] = d.id or c["id"]
             if d.function:
                 c["name"] = d.function.name or c["name"]
                 c["arguments"] += d.function.arguments or ""
-    return finish, [(c["id"], c["name"], c["arguments"]) for _, c in sorted(calls.items())]
+    return finish, text or None, [(c["id"], c["name"], c["arguments"]) for _, c in sorted(calls.items())]
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
-def test_openai_tool_round_trip(gpt, mock, stream):
+def test_openai_tool_round_trip(gpt, mock, stream, sdk_env):
     t = token()
     question = {"role": "user",
                 "content": 'Weather %s TOOL:get_weather:{"city":"Paris"} TOOL:get_weather:{"city":"Rome"}' % t}
-    finish, calls = openai_first(gpt, question, stream)
+    finish, content, calls = openai_first(gpt, question, stream)
     assert finish == "tool_calls"
     assert [(name, json.loads(args)) for _, name, args in calls] == [
         ("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Rome"})]
     assert_tool_advertised(upstream_with(mock, t)[0])
 
-    assistant = {"role": "assistant", "content": None, "tool_calls": [
+    # The answer resent as the SDK returned it: its text (if any) and its calls.
+    assistant = {"role": "assistant", "content": content, "tool_calls": [
         {"id": i, "type": "function", "function": {"name": n, "arguments": a}} for i, n, a in calls]}
     tools = [{"role": "tool", "tool_call_id": i, "content": "sunny in %s" % json.loads(a)["city"]}
              for i, _, a in calls]
+    before = hits(sdk_env)
     r = gpt.chat.completions.create(model="claude", tools=[OPENAI_WEATHER],
                                     messages=[question, assistant] + tools)
     assert r.choices[0].finish_reason == "stop"
     assert r.choices[0].message.content.startswith("MOCK_OK: TOOL_RESULT: sunny in Paris")
     assert tool_results_upstream(mock, t) == {calls[0][0]: "sunny in Paris", calls[1][0]: "sunny in Rome"}
+    assert hits(sdk_env) == before + 1, "the follow-up continued the parked turn"
 
 
 def test_tool_choice_none_runs_without_tools(claude, gpt, mock):

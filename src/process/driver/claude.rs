@@ -26,6 +26,7 @@ use crate::error::{ServeError, UpstreamKind};
 use crate::process::messages::{ConversationId, TurnId};
 use crate::protocol::tools::ClientTool;
 use crate::protocol::{Role, TurnEvent};
+use tool_turn::Hold;
 
 const BACKEND: &str = "claude";
 
@@ -102,10 +103,11 @@ enum Phase {
     },
     Idle,
     Busy(Box<Turn>),
-    /// `rewind_conversation` sent after `turn` ended.
+    /// `rewind_conversation` sent after `turn` ended (`None`: a forgotten parked turn, which
+    /// no client waits for).
     Resetting {
         control_id: String,
-        turn: TurnId,
+        turn: Option<TurnId>,
     },
 }
 
@@ -125,6 +127,8 @@ pub struct ClaudeDriver {
     tools: Vec<ClientTool>,
     /// The conversation the CLI holds between turns, when one was kept.
     held: Option<Held>,
+    /// A turn given while a forgotten parked tool turn still winds down: begun once it has.
+    queued: Option<(TurnId, TurnInput)>,
 }
 
 /// A conversation kept in the CLI after its turn.
@@ -150,6 +154,7 @@ impl ClaudeDriver {
             structured: false,
             tools: Vec::new(),
             held: None,
+            queued: None,
         }
     }
 
@@ -321,10 +326,16 @@ impl ClaudeDriver {
                     log::warn!("reset failed ({}); the process retires", resp.response);
                 }
                 self.phase = Phase::Idle;
-                out.event(DriverEvent::Released {
-                    turn,
-                    reusable: success && rewound,
-                });
+                match turn {
+                    Some(turn) => out.event(DriverEvent::Released {
+                        turn,
+                        reusable: success && rewound,
+                    }),
+                    None if success && rewound => self.begin_queued(out),
+                    None => out.event(DriverEvent::Violation(
+                        "could not reset a forgotten parked turn".into(),
+                    )),
+                }
             }
             _ => {}
         }
@@ -388,12 +399,23 @@ impl ClaudeDriver {
             return;
         };
         let turn = *turn;
-        if turn.tool_use_answered.is_some() {
+        if let Some(answered) = &turn.tool_use_answered {
             // The client was answered at the tool use; the result only closes the CLI's turn.
             if let Some(r) = &result {
                 self.last_total_cost = r.total_cost_usd.max(self.last_total_cost);
             }
-            return self.reset(turn.id, turn.first_message, turn.last_message, out);
+            let released = match answered.hold {
+                tool_turn::Hold::Interrupting => Some(turn.id),
+                tool_turn::Hold::Forgotten => None,
+                // The CLI ended a parked turn on its own: no follow-up may resume it.
+                tool_turn::Hold::Parked => {
+                    out.event(DriverEvent::Dropped {
+                        conversation: turn.conversation,
+                    });
+                    None
+                }
+            };
+            return self.reset(released, turn.first_message, turn.last_message, out);
         }
         let clean = turn.keep
             && !turn.interrupted
@@ -426,27 +448,36 @@ impl ClaudeDriver {
             });
             return out.event(DriverEvent::Kept { turn: turn.id });
         }
-        self.reset(turn.id, turn.first_message, turn.last_message, out);
+        self.reset(Some(turn.id), turn.first_message, turn.last_message, out);
     }
 
-    /// Empties the conversation of `turn` (its first to newest user line), then releases it.
+    /// Empties the conversation of `turn` (its first to newest user line), then releases it
+    /// (`None`: nobody waits for it; a queued turn begins instead).
     fn reset(
         &mut self,
-        turn: TurnId,
+        turn: Option<TurnId>,
         first: Option<String>,
         last: Option<String>,
         out: &mut Outbox,
     ) {
-        match (first, last) {
-            (Some(first), Some(last)) => {
+        match (first, last, turn) {
+            (Some(first), Some(last), _) => {
                 let control_id = self.control(wire::rewind_request(&first, &last), out);
                 self.phase = Phase::Resetting { control_id, turn };
             }
             // Nothing reached the conversation: already clean.
-            _ => out.event(DriverEvent::Released {
+            (_, _, Some(turn)) => out.event(DriverEvent::Released {
                 turn,
                 reusable: true,
             }),
+            (_, _, None) => self.begin_queued(out),
+        }
+    }
+
+    /// Begins the turn that waited for a forgotten parked turn to wind down.
+    fn begin_queued(&mut self, out: &mut Outbox) {
+        if let Some((turn, input)) = self.queued.take() {
+            self.begin(turn, input, out);
         }
     }
 }
@@ -483,6 +514,28 @@ impl Driver for ClaudeDriver {
     }
 
     fn begin(&mut self, turn: TurnId, input: TurnInput, out: &mut Outbox) {
+        match self.tool_hold() {
+            Some((conversation, Hold::Parked))
+                if input.resume && conversation == input.conversation =>
+            {
+                return self.resume_tool_turn(turn, input, out);
+            }
+            // Another conversation needs the process: the parked turn goes first.
+            Some((conversation, Hold::Parked)) => {
+                self.forget_tool_turn(conversation, out);
+                self.queued = Some((turn, input));
+                return;
+            }
+            Some((_, Hold::Forgotten)) if self.queued.is_none() => {
+                self.queued = Some((turn, input));
+                return;
+            }
+            _ => {}
+        }
+        if matches!(self.phase, Phase::Resetting { turn: None, .. }) && self.queued.is_none() {
+            self.queued = Some((turn, input));
+            return;
+        }
         if !matches!(self.phase, Phase::Idle) {
             out.turn(
                 turn,
@@ -555,7 +608,8 @@ impl Driver for ClaudeDriver {
         self.advance(out);
     }
 
-    fn forget(&mut self, conversation: ConversationId, _out: &mut Outbox) {
+    fn forget(&mut self, conversation: ConversationId, out: &mut Outbox) {
+        self.forget_tool_turn(conversation, out);
         // The rewind waits for the next turn: it is the first step there (≈1 ms), and an idle
         // process has no reason to spend it sooner.
         if let Some(held) = self
@@ -614,3 +668,7 @@ mod keep_tests;
 #[cfg(test)]
 #[path = "claude_tools_tests.rs"]
 mod tools_tests;
+
+#[cfg(test)]
+#[path = "claude_tool_park_tests.rs"]
+mod tool_park_tests;

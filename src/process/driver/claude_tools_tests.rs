@@ -8,22 +8,22 @@ use super::*;
 use crate::process::driver::test_lines::{feed, lines, names};
 use crate::protocol::{Block, ChatMessage, StopReason};
 
-fn control_ok(request: &Value, response: Value) -> Value {
+pub(super) fn control_ok(request: &Value, response: Value) -> Value {
     json!({"type": "control_response", "response": {"subtype": "success",
         "request_id": request["request_id"], "response": response}})
 }
 
-fn stream(event: Value) -> Value {
+pub(super) fn stream(event: Value) -> Value {
     json!({"type": "stream_event", "event": event})
 }
 
 /// An `mcp_message` the CLI sends the server.
-fn mcp(request_id: &str, message: Value) -> Value {
+pub(super) fn mcp(request_id: &str, message: Value) -> Value {
     json!({"type": "control_request", "request_id": request_id, "request": {
         "subtype": "mcp_message", "server_name": "client", "message": message}})
 }
 
-fn tools_call(request_id: &str, rpc_id: u64, tool_use_id: &str, city: &str) -> Value {
+pub(super) fn tools_call(request_id: &str, rpc_id: u64, tool_use_id: &str, city: &str) -> Value {
     mcp(
         request_id,
         json!({"method": "tools/call", "jsonrpc": "2.0", "id": rpc_id, "params": {
@@ -32,7 +32,7 @@ fn tools_call(request_id: &str, rpc_id: u64, tool_use_id: &str, city: &str) -> V
     )
 }
 
-fn weather() -> ClientTool {
+pub(super) fn weather() -> ClientTool {
     ClientTool {
         name: "get_weather".into(),
         description: "Get the weather.".into(),
@@ -42,7 +42,7 @@ fn weather() -> ClientTool {
 }
 
 /// A driver bound to the `get_weather` tool: `initialize`, then the server registered.
-fn ready_with_tools() -> ClaudeDriver {
+pub(super) fn ready_with_tools() -> ClaudeDriver {
     let mut d = ClaudeDriver::new(3, "sonnet".into());
     let mut out = Outbox::default();
     d.bind("SYS", None, &[weather()], &mut out);

@@ -76,6 +76,8 @@ pub enum DriverEvent {
     /// for the conversation's next turn (or for another once the driver was told to `forget`
     /// it).
     Kept { turn: TurnId },
+    /// Kept `conversation` is gone (the CLI ended it on its own): no turn may resume it.
+    Dropped { conversation: ConversationId },
     /// The CLI broke its protocol: nothing it says can be trusted any more.
     Violation(String),
 }

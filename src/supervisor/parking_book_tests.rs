@@ -1,0 +1,186 @@
+//! The book's parking policy with plain values: a follow-up goes to the process holding its
+//! conversation, a new conversation takes a roomy slot or forgets the least recently used parked
+//! one, a follow-up that overtakes its turn's report waits for it, and a turn parked on client
+//! tool calls is forgotten after `tool_result_timeout_secs`.
+
+use serde_json::json;
+
+use super::*;
+use crate::process::{Seat, TurnId, TurnReport};
+use crate::protocol::{Block, ChatMessage, Role};
+use crate::supervisor::pool::tests::{limits, ok_report, request};
+
+fn seat_of(actions: &[Action]) -> Option<(u64, TurnId, Seat)> {
+    actions.iter().find_map(|a| match a {
+        Action::Dispatch {
+            process,
+            turn,
+            seat,
+            ..
+        } => Some((*process, *turn, seat.clone())),
+        _ => None,
+    })
+}
+
+/// A book of ready processes with `slots` conversation slots each.
+fn book_of(processes: usize, slots: usize, now: Instant) -> Book {
+    let mut l = limits(processes, processes, 0, 8);
+    l.reuse_wait_ms = 0;
+    l.max_turns_per_process = 100;
+    let mut book = Book::new(l);
+    book.capacity.insert(crate::config::Backend::Claude, slots);
+    for a in book.rebalance(now) {
+        if let Action::Spawn { process, .. } = a {
+            book.state_changed(process, crate::process::Lifecycle::Ready, now);
+        }
+    }
+    book
+}
+
+/// A chat's request: `turns` earlier user/assistant pairs (`q0`/`a0`, …), then `prompt`. Its
+/// client stays connected for the test's life (a request whose client is gone is dropped from
+/// the queue).
+fn chat_request(turns: usize, prompt: &str) -> TurnRequest {
+    let (mut r, rx) = request(prompt, &PoolKey::default_pool());
+    std::mem::forget(rx);
+    for i in 0..turns {
+        r.history.push(ChatMessage {
+            role: Role::User,
+            content: json!(format!("q{i}")),
+        });
+        r.history.push(ChatMessage {
+            role: Role::Assistant,
+            content: json!(format!("a{i}")),
+        });
+    }
+    r.prompt = json!(prompt);
+    r
+}
+
+fn answered(text: &str) -> TurnReport {
+    TurnReport {
+        answer: Some(vec![Block::Text(text.into())]),
+        ..ok_report()
+    }
+}
+
+/// Runs turn `n` of the chat (`q<n>`, answered `a<n>`) to a kept end; returns its process.
+fn run_kept(book: &mut Book, n: usize, at: Instant) -> (u64, Seat) {
+    let (id, turn, seat) =
+        seat_of(&book.submit(chat_request(n, &format!("q{n}")), at)).expect("dispatched");
+    book.turn_finished(id, turn, &answered(&format!("a{n}")), (true, true), at);
+    (id, seat)
+}
+
+#[test]
+fn a_follow_up_resumes_where_its_conversation_is_parked() {
+    let t0 = Instant::now();
+    let mut book = book_of(2, 1, t0);
+    let (p, first) = run_kept(&mut book, 0, t0);
+    assert!(first.keep && !first.resume);
+    assert_eq!(book.processes[&p].parked.len(), 1);
+    let (p2, second) = run_kept(&mut book, 1, t0);
+    assert_eq!(p2, p, "the process holding the conversation");
+    assert!(second.resume);
+    assert_eq!(second.conversation, first.conversation);
+    let pool = &book.pools[&PoolKey::default_pool()];
+    assert_eq!(
+        (
+            pool.stats.counters.conversation_hits,
+            pool.stats.counters.conversation_misses
+        ),
+        (1, 0)
+    );
+    assert_eq!(book.processes[&p].parked[0].turns, 2);
+}
+
+#[test]
+fn only_the_new_messages_go_to_the_process() {
+    let t0 = Instant::now();
+    let mut book = book_of(1, 1, t0);
+    run_kept(&mut book, 0, t0);
+    let mut follow_up = chat_request(1, "q1b");
+    follow_up.history.push(ChatMessage {
+        role: Role::User,
+        content: json!("q1a"),
+    });
+    let Some(Action::Dispatch { request, seat, .. }) = book.submit(follow_up, t0).pop() else {
+        panic!("dispatched")
+    };
+    assert!(seat.resume);
+    assert_eq!(request.history.len(), 1, "only the extra new user message");
+    assert_eq!(request.history[0].content, json!("q1a"));
+}
+
+#[test]
+fn a_new_conversation_forgets_the_least_recently_used_parked_one_when_no_slot_is_roomy() {
+    let t0 = Instant::now();
+    let ms = |n| t0 + Duration::from_millis(n);
+    let mut book = book_of(1, 2, t0);
+    let (p, older) = run_kept(&mut book, 0, ms(1));
+    let (_, newer) = {
+        let (id, turn, seat) = seat_of(&book.submit(chat_request(0, "other"), ms(2))).expect("d");
+        book.turn_finished(id, turn, &answered("x"), (true, true), ms(2));
+        (id, seat)
+    };
+    assert_eq!(book.processes[&p].parked.len(), 2, "two slots, two parked");
+    let (_, _, third) = seat_of(&book.submit(chat_request(0, "third"), ms(3))).expect("d");
+    assert_eq!(
+        third.forget,
+        [older.conversation],
+        "the least recently used"
+    );
+    assert_eq!(
+        book.processes[&p].parked[0].conversation,
+        newer.conversation
+    );
+    assert_eq!(book.processes[&p].resets, 1);
+}
+
+#[test]
+fn a_follow_up_that_overtakes_its_turns_report_waits_for_it() {
+    let t0 = Instant::now();
+    let mut book = book_of(2, 1, t0);
+    let (p, turn, _) = seat_of(&book.submit(chat_request(0, "q0"), t0)).expect("d");
+    // The client has its answer and sends the follow-up before the process reported the end.
+    let a = book.submit(chat_request(1, "q1"), t0);
+    assert!(
+        matches!(
+            a.as_slice(),
+            [Action::Queued { .. }, Action::Recheck { .. }]
+        ),
+        "waits instead of taking the other, idle process: {a:?}"
+    );
+    let a = book.turn_finished(p, turn, &answered("a0"), (true, true), t0);
+    let (p2, _, seat) = seat_of(&a).expect("dispatched once the turn is parked");
+    assert_eq!(p2, p);
+    assert!(seat.resume);
+}
+
+#[test]
+fn a_turn_parked_on_tool_calls_is_forgotten_after_the_timeout() {
+    let t0 = Instant::now();
+    let mut book = book_of(1, 1, t0);
+    let (id, turn, seat) = seat_of(&book.submit(chat_request(0, "weather?"), t0)).expect("d");
+    let tool_use = TurnReport {
+        answer: Some(vec![Block::ToolUse {
+            id: "toolu_1".into(),
+            name: "get_weather".into(),
+            input: json!({}),
+        }]),
+        ..ok_report()
+    };
+    book.turn_finished(id, turn, &tool_use, (true, true), t0);
+    assert_eq!(book.processes[&id].parked[0].awaiting_tools, ["toolu_1"]);
+    let timeout = Duration::from_secs(book.limits.tool_result_timeout_secs);
+    let early = book.housekeeping(t0 + timeout / 2);
+    assert!(!early.iter().any(|a| matches!(a, Action::Forget { .. })));
+    let late = book.housekeeping(t0 + timeout);
+    assert!(
+        late.iter()
+            .any(|a| matches!(a, Action::Forget { process, conversation }
+            if *process == id && *conversation == seat.conversation)),
+        "{late:?}"
+    );
+    assert!(book.processes[&id].parked.is_empty());
+}
