@@ -121,3 +121,31 @@ def test_clients_with_other_keys_never_share_a_conversation(keyed, mock):
     after_a = counters(keyed.port, ADMIN)
     assert (after_a[0] - after_b[0], after_a[1] - after_b[1]) == (1, 0)
     assert [m["content"][0].text for m in a_chat[1::2]] == [m["content"][0].text for m in b_chat[1::2]]
+
+
+@pytest.fixture(scope="module")
+def single(sdk_env, tmp_path_factory):
+    """A server whose pool has one process: conversations take it from each other."""
+    server = Server(tmp_path_factory.mktemp("clinvoker-single"), sdk_env.mock, "single",
+                    {"CLINVOKER__POOL__MAX_PROCESSES": "1", "CLINVOKER__POOL__MIN_IDLE": "1",
+                     "CLINVOKER__POOL__SPARE_PROCESSES": "0"})
+    yield server
+    server.terminate()
+    sdk_env.to_stop.append(server)
+
+
+def test_a_parked_process_is_reset_for_another_conversation(single, mock):
+    claude = anthropic.Anthropic(base_url=single.anthropic_base, api_key="unused", max_retries=0,
+                                 timeout=TIMEOUT)
+    one, two = token(), token()
+    one_chat = chat(claude, one, 1)
+    # `two` needs the only process: `one`'s parked conversation is reset first.
+    chat(claude, two, 1)
+    assert upstream_turns(mock, "%s turn 0" % two) == [("user", "%s turn 0" % two)]
+    before = counters(single.port)
+    chat(claude, one, 1, one_chat)
+    after = counters(single.port)
+    assert (after[0] - before[0], after[1] - before[1]) == (0, 1), "replayed, not continued"
+    turns = upstream_turns(mock, "%s turn 1" % one)
+    assert turns[0] == ("user", "%s turn 0" % one) and len(turns) == 3, turns
+    assert two not in json.dumps(turns)
