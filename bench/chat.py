@@ -7,7 +7,8 @@ backend's local mock upstream (instant answers unless --mock-delay-ms).
 Clients behave like SDK applications: every request carries the whole conversation so far
 (`POST /anthropic/v1/messages`, streaming), the answer is appended as the next assistant message.
 
-  depth  first turns of `--samples` new conversations, one after another (p50 = the "first turn");
+  depth  after one throwaway turn per warm process (a CLI's first turn after its start is slow),
+         first turns of `--samples` new conversations, one after another (p50 = the "first turn");
          then one conversation taken to `--depth` turns, and `--samples` more turns of it timed
          (p50 = "a turn after `--depth` prior turns"). Ratio = deep p50 / first-turn p50.
          Target with parking: ≤ 1.3.
@@ -113,6 +114,12 @@ def counters(server):
 
 
 def depth_run(server, model, args, label):
+    # Every process's first turn after its start is slow (the CLI warms up on it): one turn of
+    # a throwaway conversation per warm slot first, so the figures are the steady state.
+    for i in range(b.WARM):
+        c = Chat(server.port, model, "%s-warmup-%d" % (label, i))
+        c.turn(0)
+        c.close()
     firsts = []
     for i in range(args.samples):
         c = Chat(server.port, model, "%s-first-%d" % (label, i))

@@ -120,6 +120,13 @@ pub enum ProcessEvent {
         kept: bool,
         report: Box<TurnReport>,
     },
+    /// The process could not take `turn` (it is retiring itself, or no longer ready): the
+    /// request comes back untouched, to be placed again. The supervisor's view of the process
+    /// lagged behind (its report was on the way).
+    TurnRefused {
+        turn: TurnId,
+        request: Box<TurnRequest>,
+    },
     /// The process no longer holds kept `conversation` (the CLI ended it on its own).
     ConversationDropped { conversation: ConversationId },
     /// The child is gone (or never became ready). Last notice of a process.

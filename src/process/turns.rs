@@ -339,12 +339,9 @@ impl Handler<RunTurn> for CliProcess {
     ) {
         let full = self.turns.len() >= self.driver.capacity();
         if self.state != ProcessState::Ready || self.retire_after_turns.is_some() || full {
-            let _ = request
-                .events
-                .send(TurnEvent::Failed(ServeError::BackendUnavailable {
-                    backend: self.backend,
-                    reason: "the process given the request had no free slot".into(),
-                }));
+            log::info!("process {}: turn {turn} refused, handed back", self.id);
+            let request = Box::new(request);
+            self.notify(ProcessEvent::TurnRefused { turn, request });
             return;
         }
         let timeout = self.limits.request_timeout;

@@ -411,3 +411,26 @@ mod fairness {
         );
     }
 }
+
+#[test]
+fn a_turn_the_process_refused_goes_elsewhere_and_the_process_takes_nothing_more() {
+    let t0 = Instant::now();
+    let key = PoolKey::default_pool();
+    let mut book = warm_book(limits(2, 2, 0, 4), t0);
+    let (r, _rx) = request("r", &key);
+    let Some(Action::Dispatch {
+        process,
+        turn,
+        request,
+        ..
+    }) = book.submit(r, t0).pop()
+    else {
+        panic!("dispatched")
+    };
+    // The process was retiring itself; its report had not reached the book yet.
+    let actions = book.turn_refused(process, turn, request, t0);
+    assert!(matches!(actions[0], Action::Retire { process: p } if p == process));
+    let again = dispatched_to(&actions).expect("placed again");
+    assert_ne!(again, process);
+    assert!(book.processes[&process].retiring);
+}

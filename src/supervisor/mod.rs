@@ -356,6 +356,9 @@ impl Handler<ProcessNotice> for SessionSupervisor {
         let now = Instant::now();
         let actions = match event {
             ProcessEvent::StateChanged(state) => self.book.state_changed(id, state, now),
+            ProcessEvent::TurnRefused { turn, request } => {
+                self.book.turn_refused(id, turn, *request, now)
+            }
             ProcessEvent::ConversationDropped { conversation } => {
                 self.book.dropped(id, conversation);
                 Vec::new()

@@ -343,6 +343,28 @@ impl Book {
         actions
     }
 
+    /// Process `id` refused `turn` (it is retiring or no longer ready, and its report is on the
+    /// way): it takes nothing more, and the request is placed again as if new — dispatched,
+    /// queued or refused.
+    pub fn turn_refused(
+        &mut self,
+        id: u64,
+        turn: TurnId,
+        request: TurnRequest,
+        now: Instant,
+    ) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if let Some(slot) = self.processes.get_mut(&id) {
+            slot.occupants.remove(&turn);
+            if !slot.retiring {
+                slot.retiring = true;
+                actions.push(Action::Retire { process: id });
+            }
+        }
+        actions.extend(self.submit(request, now));
+        actions
+    }
+
     /// Process `id` no longer holds parked `conversation`.
     pub fn dropped(&mut self, id: u64, conversation: ConversationId) {
         if let Some(slot) = self.processes.get_mut(&id) {
