@@ -468,6 +468,18 @@ MIX = [
 ]
 
 
+def soak_failure(r):
+    """Whether a soak reply failed: not a 200, an error event in a stream, or a JSON body that
+    carries an error. The native API's result always has Go clinvoker's `error` and `exit_code`
+    fields ("" and 0 when answered), so a body fails by their values, not by the key's presence."""
+    if r.status != 200 or b"event: error" in r.body:
+        return True
+    body = r.json()
+    if isinstance(body, dict):
+        return bool(body.get("error")) or body.get("type") == "error" or body.get("exit_code", 0) != 0
+    return b'"error"' in r.body[:200]
+
+
 def soak():
     s = Server("soak", {"pool.max_processes": 3, "pool.min_idle": 3, "pool.max_total_processes": 3,
                         "pool.max_queue": 64, "pool.max_turns_per_process": 100000})
@@ -481,7 +493,7 @@ def soak():
                 for i in range(w, count, 8):
                     method, path, body = MIX[i % len(MIX)]
                     r = s.request(method, path, body)
-                    if r.status != 200 or b"event: error" in r.body or b'"error"' in r.body[:200]:
+                    if soak_failure(r):
                         failures.append("%s %s → %d %r" % (method, path, r.status, r.body[:120]))
             in_threads(worker, list(range(8)))
             return failures
