@@ -41,7 +41,7 @@ def tiles_of(pools_json):
 
 def slow_request(server):
     body = json.dumps({"model": "claude", "max_tokens": 16,
-                       "messages": [{"role": "user", "content": "FAKE_SLEEP_6000 dashboard"}]}).encode()
+                       "messages": [{"role": "user", "content": "FAKE_SLEEP_10000 dashboard"}]}).encode()
     req = urllib.request.Request(server.url + "/anthropic/v1/messages", body, {"content-type": "application/json"})
     with urllib.request.urlopen(req, timeout=60) as r:
         r.read()
