@@ -54,6 +54,28 @@ impl Book {
         now: Instant,
         reuse_wait: Option<Duration>,
     ) -> Vec<Action> {
+        self.enqueue_waiting(request, now, reuse_wait, None)
+    }
+
+    /// Queues a follow-up whose previous turn is still in flight ([`Book::parking_wait`]): no
+    /// process takes it before that turn has ended, or `wait` has passed.
+    pub(super) fn enqueue_held(
+        &mut self,
+        request: TurnRequest,
+        now: Instant,
+        wait: Duration,
+        lookup: Lookup,
+    ) -> Vec<Action> {
+        self.enqueue_waiting(request, now, Some(wait), Some((now + wait, lookup)))
+    }
+
+    fn enqueue_waiting(
+        &mut self,
+        request: TurnRequest,
+        now: Instant,
+        reuse_wait: Option<Duration>,
+        held: Option<(Instant, Lookup)>,
+    ) -> Vec<Action> {
         let key = request.pool.clone();
         self.next_ticket += 1;
         let ticket = self.next_ticket;
@@ -62,6 +84,7 @@ impl Book {
             ticket,
             enqueued: now,
             request,
+            held,
         });
         let mut actions = vec![Action::Queued {
             pool: key.clone(),
@@ -79,7 +102,7 @@ impl Book {
     pub fn assign(&mut self, key: &PoolKey, now: Instant) -> Vec<Action> {
         let mut actions = Vec::new();
         while self.free_process(key).is_some() {
-            let Some(waiting) = self.pop_waiting(key) else {
+            let Some(waiting) = self.pop_waiting(key, now) else {
                 break;
             };
             let waited = fair::waited(&waiting, now);

@@ -13,7 +13,7 @@
 //! newest to make room for a client with fewer, so a flood cannot keep a quiet client out.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::pool::{Action, Book, Waiting};
 use crate::error::ServeError;
@@ -86,14 +86,29 @@ impl Book {
 
     /// Takes the next request of `key` to serve: the waiting client with the smallest stamp
     /// (ties: the one waiting longest), its oldest request. Clients at their `max_concurrent`
-    /// are passed over; requests whose client is gone are dropped.
-    pub(super) fn pop_waiting(&mut self, key: &PoolKey) -> Option<Waiting> {
+    /// are passed over, and so are follow-ups held for the turn they continue; requests whose
+    /// client is gone are dropped.
+    pub(super) fn pop_waiting(&mut self, key: &PoolKey, now: Instant) -> Option<Waiting> {
         let running = self.running_by_client();
+        let held: Vec<u64> = self.pools.get(key).map_or_else(Vec::new, |pool| {
+            pool.queue
+                .iter()
+                .filter(|w| {
+                    w.held.as_ref().is_some_and(|(until, lookup)| {
+                        now < *until && self.parking_wait(key, lookup).is_some()
+                    })
+                })
+                .map(|w| w.ticket)
+                .collect()
+        });
         let pool = self.pools.get_mut(key)?;
         pool.queue.retain(|w| !w.request.events.is_closed());
         let mut seen: Vec<&ClientId> = Vec::new();
         let mut best: Option<(u64, usize)> = None;
         for (i, w) in pool.queue.iter().enumerate() {
+            if held.contains(&w.ticket) {
+                continue;
+            }
             let client = &w.request.meta.client;
             if seen.contains(&&client.id) {
                 continue;

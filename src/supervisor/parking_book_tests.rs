@@ -184,3 +184,40 @@ fn a_turn_parked_on_tool_calls_is_forgotten_after_the_timeout() {
     );
     assert!(book.processes[&id].parked.is_empty());
 }
+
+#[test]
+fn a_held_follow_up_is_not_given_a_slot_meant_for_another() {
+    let t0 = Instant::now();
+    let mut book = book_of(1, 2, t0);
+    // Two chats of one client run their first turns in the one process's two slots.
+    let (p, x, _) = seat_of(&book.submit(chat_request(0, "q0"), t0)).expect("x");
+    let mut y_first = chat_request(0, "y0");
+    y_first.prompt = json!("y0");
+    let (_, y, _) = seat_of(&book.submit(y_first, t0)).expect("y");
+    // Both follow-ups overtake their turns' reports: both held.
+    let mut y_next = chat_request(0, "y1");
+    y_next.history = vec![
+        ChatMessage {
+            role: Role::User,
+            content: json!("y0"),
+        },
+        ChatMessage {
+            role: Role::Assistant,
+            content: json!("b0"),
+        },
+    ];
+    book.submit(y_next, t0);
+    book.submit(chat_request(1, "q1"), t0);
+    // X's turn ends first: only X's follow-up may take the slot, though Y's waited longer.
+    let a = book.turn_finished(p, x, &answered("a0"), (true, true), t0);
+    let (_, _, seat) = seat_of(&a).expect("x's follow-up");
+    assert!(seat.resume, "x continued: {a:?}");
+    let a = book.turn_finished(p, y, &answered("b0"), (true, true), t0);
+    let (_, _, seat) = seat_of(&a).expect("y's follow-up");
+    assert!(seat.resume, "y continued: {a:?}");
+    let counters = &book.pools[&PoolKey::default_pool()].stats.counters;
+    assert_eq!(
+        (counters.conversation_hits, counters.conversation_misses),
+        (2, 0)
+    );
+}

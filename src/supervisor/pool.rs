@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::dispatch::Place;
 use super::fair::FairShare;
-use super::parking::Parked;
+use super::parking::{Lookup, Parked};
 pub use super::slot::{Occupant, Slot, StateName};
 use super::stats::PoolStats;
 use crate::config::{Backend, PoolSettings};
@@ -21,6 +21,9 @@ pub struct Waiting {
     pub ticket: u64,
     pub enqueued: Instant,
     pub request: TurnRequest,
+    /// A follow-up waiting for the turn it continues to be reported parked: passed over until
+    /// that turn has ended, or until the deadline.
+    pub held: Option<(Instant, Lookup)>,
 }
 
 /// Per-pool queue, statistics and the operators' settings.
@@ -164,8 +167,9 @@ impl Book {
                 return vec![self.dispatch(id, place, lookup, request, now, Duration::ZERO)];
             }
             let parking = lookup.as_ref().and_then(|l| self.parking_wait(&key, l));
-            if let Some(wait) = parking.filter(|_| may_wait) {
-                return self.enqueue(request, now, Some(wait));
+            if let (Some(wait), Some(held), true) = (parking, &lookup, may_wait) {
+                let held = held.clone();
+                return self.enqueue_held(request, now, wait, held);
             }
             if let Some(wait) = self.reuse_wait(&key, now).filter(|_| may_wait) {
                 return self.enqueue(request, now, Some(wait));
