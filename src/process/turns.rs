@@ -366,6 +366,7 @@ impl Handler<RunTurn> for CliProcess {
             conversation: seat.conversation,
             resume: seat.resume,
             keep: seat.keep,
+            tools: request.tools,
         };
         self.turns.insert(
             turn,

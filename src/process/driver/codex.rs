@@ -15,13 +15,23 @@
 //! client gets, and nothing a replay would lack) — leaves its thread loaded instead (`Kept`).
 //! A turn that resumes it injects only the new messages and starts its turn on that thread;
 //! `forget` deletes it. A resumed turn that fails deletes its thread as any other.
+//!
+//! Client tools are the thread's `dynamicTools` (which need the `experimentalApi` capability);
+//! the model's calls come as `item/tool/call` requests, and a turn that stops for them ends the
+//! client's turn with a `tool_use` answer ([`codex_tools`](super::codex_tools)). A history
+//! holding tool calls and results is injected as `function_call` and `function_call_output`
+//! items.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{json, Value};
 
-use super::codex_conversation::{completed_event, holds_only_the_answer, Conversation, Stage};
-use super::codex_wire::{history_item, http_status, prompt_items, usage_of};
+use super::codex_conversation::{
+    completed_event, holds_only_the_answer, Conversation, KeptThread, Stage,
+};
+use super::codex_wire::{
+    dynamic_tools, history_items, http_status, prompt_items, split_tool_results, usage_of,
+};
 use super::jsonrpc::{Incoming, Rpc, RpcError};
 use super::{Driver, DriverEvent, Outbox, TurnInput};
 use crate::error::ServeError;
@@ -32,7 +42,7 @@ const BACKEND: &str = "codex";
 
 /// What a request of ours was for.
 #[derive(Debug, Clone, Copy)]
-enum Call {
+pub(super) enum Call {
     Initialize {
         probe: bool,
     },
@@ -43,6 +53,8 @@ enum Call {
     Delete(TurnId),
     /// `thread/delete` of a forgotten kept conversation: nothing waits for it.
     Forget,
+    /// `turn/interrupt` of a forgotten tool turn; its `turn/completed` has the thread deleted.
+    ForgetInterrupt,
 }
 
 #[derive(Debug)]
@@ -54,17 +66,20 @@ enum Phase {
 
 #[derive(Debug)]
 pub struct CodexDriver {
-    rpc: Rpc<Call>,
+    pub(super) rpc: Rpc<Call>,
     phase: Phase,
     capacity: usize,
     /// The base prompt of a conversation without a system prompt.
     base_instructions: String,
     /// Running turns.
-    conversations: HashMap<TurnId, Conversation>,
-    by_thread: HashMap<String, TurnId>,
-    /// Threads kept after a clean turn, by conversation: each counts against the capacity until
-    /// a turn resumes it or it is forgotten.
-    kept: HashMap<ConversationId, String>,
+    pub(super) conversations: HashMap<TurnId, Conversation>,
+    pub(super) by_thread: HashMap<String, TurnId>,
+    /// Threads kept after a clean turn (or a turn that stopped for client tools), by
+    /// conversation: each counts against the capacity until a turn resumes it or it is
+    /// forgotten.
+    pub(super) kept: HashMap<ConversationId, KeptThread>,
+    /// Forgotten tool turns' threads, interrupted: deleted on their `turn/completed`.
+    pub(super) forgetting: HashSet<String>,
 }
 
 impl CodexDriver {
@@ -77,14 +92,18 @@ impl CodexDriver {
             conversations: HashMap::new(),
             by_thread: HashMap::new(),
             kept: HashMap::new(),
+            forgetting: HashSet::new(),
         }
     }
 
     fn initialize(&mut self, probe: bool, out: &mut Outbox) {
         if matches!(self.phase, Phase::Fresh) {
             self.phase = Phase::Initializing;
-            let params =
-                json!({"clientInfo": {"name": "clinvoker", "version": env!("CARGO_PKG_VERSION")}});
+            // `experimentalApi`: `thread/start.dynamicTools` (client tools) needs it.
+            let params = json!({
+                "clientInfo": {"name": "clinvoker", "version": env!("CARGO_PKG_VERSION")},
+                "capabilities": {"experimentalApi": true},
+            });
             self.rpc
                 .request("initialize", params, Call::Initialize { probe }, out);
         }
@@ -162,6 +181,11 @@ impl CodexDriver {
                     log::warn!("codex: thread/delete of a forgotten conversation failed: {e}");
                 }
             }
+            Call::ForgetInterrupt => {
+                if let Err(e) = result {
+                    log::debug!("codex: interrupting a forgotten tool turn: {e}");
+                }
+            }
         }
     }
 
@@ -176,11 +200,17 @@ impl CodexDriver {
         let (Some(thread), Some(input)) = (c.thread.clone(), c.input.as_mut()) else {
             return;
         };
-        if c.stage == Stage::Starting && !input.history.is_empty() {
-            let items: Vec<Value> = std::mem::take(&mut input.history)
+        // Tool results in the prompt answer calls of the history: injected after it, and the
+        // turn starts with what else the prompt holds (nothing, often: measured, `input: []`
+        // makes the model go on with the results as the last items).
+        let (outputs, rest) = split_tool_results(&input.prompt);
+        if c.stage == Stage::Starting && (!input.history.is_empty() || !outputs.is_empty()) {
+            input.prompt = rest;
+            let mut items: Vec<Value> = std::mem::take(&mut input.history)
                 .iter()
-                .map(|m| history_item(m.role, &m.content))
+                .flat_map(|m| history_items(m.role, &m.content))
                 .collect();
+            items.extend(outputs);
             c.stage = Stage::Injecting;
             let params = json!({"threadId": thread, "items": items});
             self.rpc
@@ -205,7 +235,7 @@ impl CodexDriver {
 
     /// Continues a kept conversation on its thread: the new messages, then the prompt.
     fn resume(&mut self, turn: TurnId, input: TurnInput, out: &mut Outbox) {
-        let Some(thread) = self.kept.remove(&input.conversation) else {
+        let Some(kept) = self.kept.remove(&input.conversation) else {
             // Answering without the conversation's history would be wrong: the turn fails.
             out.turn(
                 turn,
@@ -219,13 +249,17 @@ impl CodexDriver {
                 reusable: true,
             });
         };
+        if let Some(waiting) = kept.waiting {
+            return self.resume_tool_turn(turn, input, kept.thread, waiting, out);
+        }
+        let thread = kept.thread;
         self.by_thread.insert(thread.clone(), turn);
         self.conversations
             .insert(turn, Conversation::new(Some(thread), input));
         self.next_step(turn, out);
     }
 
-    fn send_interrupt(&mut self, turn: TurnId, out: &mut Outbox) {
+    pub(super) fn send_interrupt(&mut self, turn: TurnId, out: &mut Outbox) {
         let Some(c) = self.conversations.get(&turn) else {
             return;
         };
@@ -258,12 +292,19 @@ impl CodexDriver {
             out.turn(turn, TurnEvent::BlockStopped);
         }
         let clean = c.keep && !c.interrupted && matches!(event, TurnEvent::Done(_));
-        out.turn(turn, event);
+        // A turn whose client has its `tool_use` answer already only releases its slot.
+        if !c.tool_answered {
+            out.turn(turn, event);
+        }
         if let (true, Some(thread)) = (clean, c.thread.clone()) {
             let conversation = c.conversation;
             self.conversations.remove(&turn);
             self.by_thread.remove(&thread);
-            self.kept.insert(conversation, thread);
+            let kept = KeptThread {
+                thread,
+                waiting: None,
+            };
+            self.kept.insert(conversation, kept);
             return out.event(DriverEvent::Kept { turn });
         }
         match c.thread.clone() {
@@ -279,7 +320,12 @@ impl CodexDriver {
         }
     }
 
-    fn release(&mut self, turn: TurnId, out: &mut Outbox) {
+    pub(super) fn delete_forgotten(&mut self, thread: &str, out: &mut Outbox) {
+        let params = json!({"threadId": thread});
+        self.rpc.request("thread/delete", params, Call::Forget, out);
+    }
+
+    pub(super) fn release(&mut self, turn: TurnId, out: &mut Outbox) {
         if let Some(c) = self.conversations.remove(&turn) {
             if let Some(thread) = c.thread {
                 self.by_thread.remove(&thread);
@@ -292,6 +338,9 @@ impl CodexDriver {
     }
 
     fn on_notification(&mut self, method: &str, params: &Value, out: &mut Outbox) {
+        if method == "turn/completed" {
+            self.forgotten_turn_completed(params, out);
+        }
         let Some(turn) = params
             .get("threadId")
             .and_then(Value::as_str)
@@ -302,7 +351,7 @@ impl CodexDriver {
         let Some(c) = self.conversations.get_mut(&turn) else {
             return;
         };
-        if c.stage != Stage::Answering {
+        if c.stage != Stage::Answering || (c.tool_answered && method != "turn/completed") {
             return;
         }
         let item_type = params.pointer("/item/type").and_then(Value::as_str);
@@ -354,9 +403,13 @@ impl CodexDriver {
         }
     }
 
-    /// Requests from the CLI: approvals are declined (with approvals `never` and no tools none
-    /// should come), anything else refused — the CLI must never wait for an answer.
-    fn on_request(&mut self, id: &Value, method: &str, out: &mut Outbox) {
+    /// Requests from the CLI: the model's client tool calls are taken; approvals are declined
+    /// (with approvals `never` none should come), anything else refused — the CLI must never
+    /// wait for an answer that will not come.
+    fn on_request(&mut self, id: &Value, method: &str, params: &Value, out: &mut Outbox) {
+        if method == "item/tool/call" {
+            return self.on_tool_call(id, params, out);
+        }
         log::warn!("codex: unexpected request {method} from the CLI; refused");
         if method.ends_with("requestApproval") {
             self.rpc.respond(id, json!({"decision": "decline"}), out);
@@ -411,13 +464,16 @@ impl Driver for CodexDriver {
             "" => self.base_instructions.clone(),
             system => system.to_string(),
         };
-        let params = json!({
+        let mut params = json!({
             "model": input.model,
             "baseInstructions": instructions,
             "approvalPolicy": "never",
             "sandbox": "read-only",
             "ephemeral": false,
         });
+        if !input.tools.is_empty() {
+            params["dynamicTools"] = Value::Array(dynamic_tools(&input.tools));
+        }
         self.conversations
             .insert(turn, Conversation::new(None, input));
         self.rpc
@@ -425,9 +481,16 @@ impl Driver for CodexDriver {
     }
 
     fn forget(&mut self, conversation: ConversationId, out: &mut Outbox) {
-        if let Some(thread) = self.kept.remove(&conversation) {
-            let params = json!({"threadId": thread});
-            self.rpc.request("thread/delete", params, Call::Forget, out);
+        match self.kept.remove(&conversation) {
+            Some(KeptThread {
+                thread,
+                waiting: Some(waiting),
+            }) => self.forget_tool_turn(thread, &waiting.codex_turn, out),
+            Some(KeptThread {
+                thread,
+                waiting: None,
+            }) => self.delete_forgotten(&thread, out),
+            None => {}
         }
     }
 
@@ -445,6 +508,10 @@ impl Driver for CodexDriver {
         }
     }
 
+    fn wake(&mut self, turn: TurnId, out: &mut Outbox) {
+        self.settle(turn, out);
+    }
+
     fn on_line(&mut self, line: &str, out: &mut Outbox) {
         if line.trim().is_empty() {
             return;
@@ -454,7 +521,9 @@ impl Driver for CodexDriver {
             Ok(Incoming::Notification { method, params }) => {
                 self.on_notification(&method, &params, out)
             }
-            Ok(Incoming::Request { id, method, .. }) => self.on_request(&id, &method, out),
+            Ok(Incoming::Request { id, method, params }) => {
+                self.on_request(&id, &method, &params, out)
+            }
             Ok(Incoming::Unexpected { id }) => log::debug!("codex: unexpected response {id}"),
             Err(detail) => out.event(DriverEvent::Violation(detail)),
         }
@@ -468,3 +537,7 @@ mod tests;
 #[cfg(test)]
 #[path = "codex_keep_tests.rs"]
 mod keep_tests;
+
+#[cfg(test)]
+#[path = "codex_tools_tests.rs"]
+mod tools_tests;
