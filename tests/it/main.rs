@@ -4,6 +4,7 @@
 mod admin;
 mod binary;
 mod codex;
+mod codex_tools;
 mod dispatch;
 mod edge;
 mod fake_cli;

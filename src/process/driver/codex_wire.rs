@@ -89,7 +89,7 @@ pub fn history_items(role: Role, content: &Value) -> Vec<Value> {
     let mut items: Vec<Value> = blocks.iter().filter_map(function_call_output).collect();
     let calls = blocks.iter().filter_map(function_call);
     // A message of only tool calls or results has no text: no empty message for it.
-    let only_tools = parts.is_empty() && blocks.iter().all(|b| is_tool_block(b));
+    let only_tools = parts.is_empty() && blocks.iter().all(is_tool_block);
     if !only_tools {
         items.push(match role {
             "assistant" => {
