@@ -18,6 +18,7 @@ mod parking;
 mod parking_backends;
 mod real_cli;
 mod real_codex;
+mod real_codex_tools;
 mod real_gemini;
 mod real_parking;
 mod sessions;
