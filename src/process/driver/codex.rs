@@ -20,23 +20,20 @@
 //! the model's calls come as `item/tool/call` requests, and a turn that stops for them ends the
 //! client's turn with a `tool_use` answer ([`codex_tools`](super::codex_tools)). A history
 //! holding tool calls and results is injected as `function_call` and `function_call_output`
-//! items.
+//! items. What the CLI writes (responses, notifications, its requests) is taken in
+//! [`codex_lines`](super::codex_lines).
 
 use std::collections::{HashMap, HashSet};
 
 use serde_json::{json, Value};
 
-use super::codex_conversation::{
-    completed_event, holds_only_the_answer, Conversation, KeptThread, Stage,
-};
-use super::codex_wire::{
-    dynamic_tools, history_items, http_status, prompt_items, split_tool_results, usage_of,
-};
-use super::jsonrpc::{Incoming, Rpc, RpcError};
+use super::codex_conversation::{Conversation, KeptThread, Stage};
+use super::codex_wire::{dynamic_tools, history_items, prompt_items, split_tool_results};
+use super::jsonrpc::{Incoming, Rpc};
 use super::{Driver, DriverEvent, Outbox, TurnInput};
 use crate::error::ServeError;
 use crate::process::messages::{ConversationId, TurnId};
-use crate::protocol::{BlockKind, TurnEvent};
+use crate::protocol::TurnEvent;
 
 const BACKEND: &str = "codex";
 
@@ -58,7 +55,7 @@ pub(super) enum Call {
 }
 
 #[derive(Debug)]
-enum Phase {
+pub(super) enum Phase {
     Fresh,
     Initializing,
     Ready,
@@ -67,7 +64,7 @@ enum Phase {
 #[derive(Debug)]
 pub struct CodexDriver {
     pub(super) rpc: Rpc<Call>,
-    phase: Phase,
+    pub(super) phase: Phase,
     capacity: usize,
     /// The base prompt of a conversation without a system prompt.
     base_instructions: String,
@@ -109,88 +106,8 @@ impl CodexDriver {
         }
     }
 
-    fn on_response(&mut self, call: Call, result: Result<Value, RpcError>, out: &mut Outbox) {
-        match call {
-            Call::Initialize { probe } => match result {
-                Ok(_) => {
-                    self.phase = Phase::Ready;
-                    self.rpc.notify("initialized", None, out);
-                    out.event(if probe {
-                        DriverEvent::Probed
-                    } else {
-                        DriverEvent::Ready
-                    });
-                }
-                Err(e) => out.event(DriverEvent::StartFailed(format!("initialize failed: {e}"))),
-            },
-            Call::ThreadStart(turn) => {
-                let thread = result.as_ref().ok().and_then(|r| {
-                    r.pointer("/thread/id")
-                        .and_then(Value::as_str)
-                        .map(String::from)
-                });
-                match (result, thread) {
-                    (Ok(_), Some(thread)) => {
-                        self.by_thread.insert(thread.clone(), turn);
-                        if let Some(c) = self.conversations.get_mut(&turn) {
-                            c.thread = Some(thread);
-                        }
-                        self.next_step(turn, out);
-                    }
-                    (Ok(r), None) => {
-                        self.refused(turn, format!("thread/start without a thread: {r}"), out)
-                    }
-                    (Err(e), _) => self.refused(turn, format!("thread/start failed: {e}"), out),
-                }
-            }
-            Call::Inject(turn) => match result {
-                Ok(_) => self.next_step(turn, out),
-                Err(e) => self.refused(turn, format!("thread/inject_items failed: {e}"), out),
-            },
-            Call::TurnStart(turn) => match result {
-                Ok(r) => {
-                    let Some(c) = self.conversations.get_mut(&turn) else {
-                        return;
-                    };
-                    c.codex_turn = r
-                        .pointer("/turn/id")
-                        .and_then(Value::as_str)
-                        .map(String::from);
-                    // Interrupted while `turn/start` was on its way: stop it now.
-                    if c.interrupted && c.stage == Stage::Answering {
-                        self.send_interrupt(turn, out);
-                    }
-                }
-                Err(e) => self.refused(turn, format!("turn/start failed: {e}"), out),
-            },
-            Call::Interrupt(turn) => {
-                // "no active turn": it ended on its own meanwhile; `turn/completed` says how.
-                if let Err(e) = result {
-                    log::debug!("codex: interrupting turn {turn}: {e}");
-                }
-            }
-            Call::Delete(turn) => {
-                if let Err(e) = result {
-                    // The thread stays loaded; recycling the process frees it.
-                    log::warn!("codex: thread/delete failed: {e}");
-                }
-                self.release(turn, out);
-            }
-            Call::Forget => {
-                if let Err(e) = result {
-                    log::warn!("codex: thread/delete of a forgotten conversation failed: {e}");
-                }
-            }
-            Call::ForgetInterrupt => {
-                if let Err(e) = result {
-                    log::debug!("codex: interrupting a forgotten tool turn: {e}");
-                }
-            }
-        }
-    }
-
     /// Sends what the conversation needs next: its history, then its prompt.
-    fn next_step(&mut self, turn: TurnId, out: &mut Outbox) {
+    pub(super) fn next_step(&mut self, turn: TurnId, out: &mut Outbox) {
         let Some(c) = self.conversations.get_mut(&turn) else {
             return;
         };
@@ -271,7 +188,7 @@ impl CodexDriver {
     }
 
     /// The CLI refused a step: the turn fails.
-    fn refused(&mut self, turn: TurnId, detail: String, out: &mut Outbox) {
+    pub(super) fn refused(&mut self, turn: TurnId, detail: String, out: &mut Outbox) {
         let error = ServeError::BackendProtocol {
             backend: BACKEND,
             detail,
@@ -280,7 +197,7 @@ impl CodexDriver {
     }
 
     /// Gives the turn its final event, then deletes its thread (or releases it at once).
-    fn finish(&mut self, turn: TurnId, event: TurnEvent, out: &mut Outbox) {
+    pub(super) fn finish(&mut self, turn: TurnId, event: TurnEvent, out: &mut Outbox) {
         let Some(c) = self.conversations.get_mut(&turn) else {
             return;
         };
@@ -334,88 +251,6 @@ impl CodexDriver {
                 turn,
                 reusable: true,
             });
-        }
-    }
-
-    fn on_notification(&mut self, method: &str, params: &Value, out: &mut Outbox) {
-        if method == "turn/completed" {
-            self.forgotten_turn_completed(params, out);
-        }
-        let Some(turn) = params
-            .get("threadId")
-            .and_then(Value::as_str)
-            .and_then(|t| self.by_thread.get(t).copied())
-        else {
-            return;
-        };
-        let Some(c) = self.conversations.get_mut(&turn) else {
-            return;
-        };
-        if c.stage != Stage::Answering || (c.tool_answered && method != "turn/completed") {
-            return;
-        }
-        let item_type = params.pointer("/item/type").and_then(Value::as_str);
-        match method {
-            "item/agentMessage/delta" => {
-                let delta = params.get("delta").and_then(Value::as_str).unwrap_or("");
-                if !c.open_block {
-                    c.open_block = true;
-                    out.turn(turn, TurnEvent::BlockStarted(BlockKind::Text));
-                }
-                c.streamed.push_str(delta);
-                out.turn(turn, TurnEvent::TextDelta(delta.to_string()));
-            }
-            "item/completed" if item_type == Some("agentMessage") && c.open_block => {
-                c.open_block = false;
-                out.turn(turn, TurnEvent::BlockStopped);
-            }
-            "thread/tokenUsage/updated" => {
-                if let Some(last) = params.pointer("/tokenUsage/last") {
-                    c.usage = usage_of(last);
-                }
-            }
-            "error" => {
-                let retried = params.get("willRetry").and_then(Value::as_bool) == Some(true);
-                let message = params
-                    .pointer("/error/message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("upstream error")
-                    .to_string();
-                if retried {
-                    log::warn!("codex retries the upstream request: {message}");
-                    // What was streamed of the failed attempt is void.
-                    if std::mem::take(&mut c.open_block) {
-                        out.turn(turn, TurnEvent::BlockStopped);
-                    }
-                    c.streamed.clear();
-                    out.turn(turn, TurnEvent::Restarted);
-                } else {
-                    c.error = Some((http_status(params.get("error")), message));
-                }
-            }
-            "turn/completed" => {
-                let t = params.get("turn").cloned().unwrap_or(Value::Null);
-                c.keep &= holds_only_the_answer(&t);
-                let event = completed_event(&t, c);
-                self.finish(turn, event, out);
-            }
-            _ => {}
-        }
-    }
-
-    /// Requests from the CLI: the model's client tool calls are taken; approvals are declined
-    /// (with approvals `never` none should come), anything else refused — the CLI must never
-    /// wait for an answer that will not come.
-    fn on_request(&mut self, id: &Value, method: &str, params: &Value, out: &mut Outbox) {
-        if method == "item/tool/call" {
-            return self.on_tool_call(id, params, out);
-        }
-        log::warn!("codex: unexpected request {method} from the CLI; refused");
-        if method.ends_with("requestApproval") {
-            self.rpc.respond(id, json!({"decision": "decline"}), out);
-        } else {
-            self.rpc
-                .respond_error(id, -32601, "not supported by this server", out);
         }
     }
 }

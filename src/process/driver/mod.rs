@@ -18,6 +18,7 @@ pub mod claude_mcp;
 pub mod claude_wire;
 pub mod codex;
 mod codex_conversation;
+mod codex_lines;
 mod codex_tools;
 mod codex_wire;
 pub mod gemini;
