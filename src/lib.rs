@@ -55,8 +55,9 @@
 //! (Claude Code: switch model if needed, replay the prior turns as `shouldQuery:false` user lines
 //! and assistant lines so the model sees real history, send the prompt) and the CLI's output into
 //! typed, dialect-neutral [`protocol::TurnEvent`]s for the turn's channel. Client tools are an
-//! SDK MCP server the driver itself serves the CLI: when the model stops to call them, the turn's
-//! final event is the `tool_use` answer. The final event goes to
+//! SDK MCP server the driver itself serves Claude Code, and a Codex thread's dynamic tools whose
+//! calls the driver takes: when the model stops to call them, the turn's final event is the
+//! `tool_use` answer. The final event goes to
 //! the client at once; the driver then either keeps the conversation (when the supervisor asked
 //! and the turn ended cleanly: it is *parked*) or resets the conversation slot
 //! (`rewind_conversation`), and only then does the supervisor count the slot as free. A later

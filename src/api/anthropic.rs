@@ -147,6 +147,7 @@ pub async fn messages(
         cli_model: route.model,
         history: parsed.history,
         prompt: parsed.prompt,
+        tools: parsed.tools.clone(),
     };
     let (first, mut events) = sse::start(
         &state.supervisor,

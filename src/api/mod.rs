@@ -278,20 +278,20 @@ pub fn check_structured(backend: crate::routing::Backend, schema: bool) -> Resul
     }
 }
 
-/// Client tools are served only through Claude Code for now (its SDK MCP server); the Codex and
-/// Gemini CLIs have their own routes to the same feature, not wired yet, so such a request is
-/// refused rather than answered without its tools.
+/// Client tools are served through Claude Code (its SDK MCP server) and the Codex CLI (a
+/// thread's dynamic tools). The Gemini CLI's route to them would be an MCP server per session
+/// over HTTP, not built: such a request is refused rather than answered without its tools.
 pub fn check_tools(backend: crate::routing::Backend, tools: bool) -> Result<(), ApiError> {
     use crate::routing::Backend;
     match (backend, tools) {
-        (Backend::Codex | Backend::Gemini, true) => Err(ApiError::InvalidParam {
+        (Backend::Gemini, true) => Err(ApiError::InvalidParam {
             param: "tools".into(),
             message: format!(
-                "tools: client tools are not available on the {} backend yet; use a Claude model",
+                "tools: client tools are not available on the {} backend; use a Claude or Codex model",
                 backend.name()
             ),
         }),
-        (Backend::Claude, _) | (_, false) => Ok(()),
+        (Backend::Claude | Backend::Codex, _) | (_, false) => Ok(()),
     }
 }
 

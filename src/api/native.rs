@@ -155,6 +155,7 @@ fn plan(
         cli_model,
         history,
         prompt: Value::String(p.prompt.clone()),
+        tools: Vec::new(),
     };
     Ok(Planned {
         backend,

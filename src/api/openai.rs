@@ -113,6 +113,7 @@ pub async fn chat_completions(
         cli_model: route.model,
         history: parsed.history,
         prompt: parsed.prompt,
+        tools: parsed.tools.clone(),
     };
     let (first, mut events) = sse::start(
         &state.supervisor,

@@ -88,7 +88,8 @@ pub struct MessagesBody {
     #[schema(value_type = Option<Object>)]
     pub system: Option<Value>,
     pub stream: Option<bool>,
-    /// Client tools `{name, description, input_schema}` (Claude models only).
+    /// Client tools `{name, description, input_schema}` (Claude and Codex models; refused on
+    /// Gemini models).
     pub tools: Option<Vec<Object>>,
     /// `{"type": "auto"}` (the default) or `{"type": "none"}` (the request runs without tools).
     #[schema(value_type = Option<Object>)]
@@ -209,7 +210,7 @@ pub struct ChatBody {
     #[schema(minimum = 1, maximum = 1)]
     pub n: Option<u32>,
     /// Function tools `{type: "function", function: {name, description, parameters}}` (Claude
-    /// models only).
+    /// and Codex models; refused on Gemini models).
     pub tools: Option<Vec<Object>>,
     /// `"auto"` (the default) or `"none"` (the request runs without tools).
     #[schema(value_type = Option<Object>)]

@@ -28,6 +28,11 @@
 //! - `FAKE_RETRY_PARTIAL`: the stream drops after two deltas and is retried: an `error`
 //!   notification with `willRetry:true`, then the whole answer as a new `agentMessage` item
 //!   (the first item is never completed). The server must not keep the partial text.
+//! - `FAKE_TOOL:<name>:<json>` (once or more): the model calls the thread's client tool
+//!   (`dynamicTools`, which need `initialize.capabilities.experimentalApi`), see `fake_codex/tools.rs`:
+//!   the answer is then `tool results: <name>=<text>, …` instead of the echo. Injected
+//!   `function_call` / `function_call_output` items show in the history as `call:<name>` and
+//!   `result:<output>`; a `turn/start` with `input: []` adds no user message.
 //!
 //! Like the real CLI: nothing is printed before the `initialize` response; requests before it
 //! fail; a failed turn keeps its user message in the thread's history, an interrupted one adds
@@ -40,6 +45,9 @@ mod fake_support;
 
 #[path = "fake_codex/turn.rs"]
 mod turn;
+
+#[path = "fake_codex/tools.rs"]
+mod tools;
 
 use std::collections::HashMap;
 use std::sync::mpsc::{self, Sender};
@@ -92,6 +100,8 @@ struct Thread {
     sandbox: String,
     /// `u:text` / `a:text` entries: injected items and finished turns.
     history: Vec<String>,
+    /// The names of its client tools (`dynamicTools`).
+    tools: Vec<String>,
     total: Usage,
     activity: Activity,
 }
@@ -109,6 +119,8 @@ impl Thread {
 struct Server {
     threads: HashMap<String, Thread>,
     initialized: bool,
+    /// `initialize` asked for `experimentalApi` (which `dynamicTools` need).
+    experimental: bool,
     default_model: String,
     delta_delay: Duration,
     cwd: String,
@@ -121,6 +133,10 @@ impl Server {
     fn handle(&mut self, msg: Value) {
         let method = msg["method"].as_str().unwrap_or_default().to_string();
         let params = &msg["params"];
+        if msg.get("method").is_none() {
+            // The answer to one of our requests (a client tool call).
+            return tools::answered(msg);
+        }
         let Some(id) = msg.get("id") else {
             if method == "initialized" {
                 notify(
@@ -154,6 +170,7 @@ impl Server {
             return;
         }
         self.initialized = true;
+        self.experimental = params["capabilities"]["experimentalApi"] == true;
         let name = params["clientInfo"]["name"].as_str().unwrap_or("client");
         let version = params["clientInfo"]["version"].as_str().unwrap_or("0");
         ok(
@@ -168,7 +185,22 @@ impl Server {
             std::thread::sleep(d);
         }
         let text = |key: &str, default: &str| params[key].as_str().unwrap_or(default).to_string();
+        let tools = params["dynamicTools"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if !tools.is_empty() && !self.experimental {
+            // Measured.
+            return fail(
+                id,
+                "thread/start.dynamicTools requires experimentalApi capability",
+            );
+        }
         let thread = Thread {
+            tools: tools
+                .iter()
+                .filter_map(|t| t["name"].as_str().map(String::from))
+                .collect(),
             id: uuid(),
             model: text("model", &self.default_model),
             base: text("baseInstructions", ""),
@@ -239,8 +271,15 @@ impl Server {
             thread.developer,
             thread.model
         );
-        thread.history.push(format!("u:{prompt}"));
+        // Measured: `input: []` (the model goes on after injected tool results) adds no message.
+        if params["input"].as_array().is_none_or(|i| !i.is_empty()) {
+            thread.history.push(format!("u:{prompt}"));
+        }
         let script = Script::parse(&prompt);
+        let calls = tools::requested(&prompt)
+            .into_iter()
+            .filter(|(name, _)| thread.tools.contains(name))
+            .collect();
         let turn_id = uuid();
         let (stop_tx, stop) = mpsc::channel();
         thread.activity = match script.outcome {
@@ -257,6 +296,7 @@ impl Server {
             prompt,
             answer,
             script,
+            calls,
             delta_delay,
             total: thread.total.plus(TURN_USAGE),
             stop,
@@ -337,11 +377,16 @@ fn input_text(input: &Value) -> String {
         .join(" ")
 }
 
-/// One history entry from a raw Responses item: `u:`/`a:`/`d:` and the message's text, or the
-/// item's type for anything that is not a message (function calls and their outputs).
+/// One history entry from a raw Responses item: `u:`/`a:`/`d:` and the message's text,
+/// `call:<name>` for a function call, `result:<output>` for its output, or the item's type.
 fn history_entry(item: &Value) -> String {
-    if item["type"] != "message" {
-        return item["type"].as_str().unwrap_or("item").to_string();
+    match item["type"].as_str() {
+        Some("message") => {}
+        Some("function_call") => return format!("call:{}", item["name"].as_str().unwrap_or("")),
+        Some("function_call_output") => {
+            return format!("result:{}", item["output"].as_str().unwrap_or(""))
+        }
+        other => return other.unwrap_or("item").to_string(),
     }
     let role = match item["role"].as_str() {
         Some("assistant") => 'a',
@@ -402,6 +447,7 @@ fn main() {
     let mut server = Server {
         threads: HashMap::new(),
         initialized: false,
+        experimental: false,
         default_model: default_model(&args, &home),
         delta_delay: SWITCHES.ms("delay-ms").unwrap_or_default(),
         cwd: std::env::current_dir()
@@ -433,9 +479,14 @@ mod tests {
         assert_eq!(history_entry(&user), "u:q1");
         assert_eq!(history_entry(&assistant), "a:a1");
         assert_eq!(
-            history_entry(&json!({"type": "function_call"})),
-            "function_call"
+            history_entry(&json!({"type": "function_call", "name": "get_weather"})),
+            "call:get_weather"
         );
+        assert_eq!(
+            history_entry(&json!({"type": "function_call_output", "output": "sunny"})),
+            "result:sunny"
+        );
+        assert_eq!(history_entry(&json!({"type": "reasoning"})), "reasoning");
     }
 
     #[test]

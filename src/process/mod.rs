@@ -168,6 +168,11 @@ impl CliProcess {
                 DriverEvent::Dropped { conversation } => {
                     self.notify(ProcessEvent::ConversationDropped { conversation })
                 }
+                DriverEvent::WakeAfter { turn, after } => {
+                    ctx.run_later(after, move |act, ctx| {
+                        act.drive(ctx, |d, out| d.wake(turn, out))
+                    });
+                }
                 DriverEvent::Violation(detail) => self.protocol_violation(detail, ctx),
             }
         }

@@ -242,6 +242,7 @@ impl Harness {
                 meta: Default::default(),
                 submitted: std::time::Instant::now(),
                 events,
+                tools: Vec::new(),
             },
             seat: Default::default(),
         });

@@ -57,6 +57,7 @@ fn run_turn(
             meta: Default::default(),
             submitted: std::time::Instant::now(),
             events,
+            tools: Vec::new(),
         },
         seat: Default::default(),
     });

@@ -363,6 +363,7 @@ impl Handler<RunTurn> for CliProcess {
             conversation: seat.conversation,
             resume: seat.resume,
             keep: seat.keep,
+            tools: request.tools,
         };
         self.turns.insert(
             turn,

@@ -205,6 +205,9 @@ pub struct TurnSpec {
     pub cli_model: String,
     pub history: Vec<ChatMessage>,
     pub prompt: Value,
+    /// The client's tools (empty: none). Claude Code has them from its pool key; Codex takes
+    /// them per conversation (its thread's dynamic tools).
+    pub tools: Vec<tools::ClientTool>,
 }
 
 impl TurnSpec {
@@ -224,6 +227,7 @@ impl TurnSpec {
             cli_model: self.cli_model,
             history: self.history,
             prompt: self.prompt,
+            tools: self.tools,
             events,
         }
     }
@@ -281,6 +285,8 @@ pub struct TurnRequest {
     pub history: Vec<ChatMessage>,
     /// The content of the final user message: the one the model answers.
     pub prompt: Value,
+    /// The client's tools (empty: none), for a CLI that takes them per conversation.
+    pub tools: Vec<tools::ClientTool>,
     pub meta: std::sync::Arc<RequestMeta>,
     /// When the handler submitted it (queue wait counts towards latency).
     pub submitted: std::time::Instant,

@@ -4,7 +4,8 @@
 //! A tool set is part of the pool key on Claude Code (a live CLI cannot forget a tool it has
 //! advertised), so it is kept in a canonical text form, sorted by name: the same tools in another
 //! order share a pool. The CLI serves them as an SDK MCP server the server answers itself
-//! (`process::driver::claude_mcp`); nothing runs on the server's host.
+//! (`process::driver::claude_mcp`). Codex takes them per conversation, as its thread's dynamic
+//! tools (`process::driver::codex_tools`). Nothing runs on the server's host.
 
 use std::collections::HashSet;
 

@@ -30,7 +30,8 @@ use crate::protocol::{Block, ChatMessage, Role, TurnRequest};
 /// A conversation as its client will resend it: its owner and its messages, normalised.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transcript {
-    /// Client, model and system prompt: a conversation never continues across any of them.
+    /// Client, model, system prompt and tools: a conversation never continues across any of
+    /// them (Codex keeps a thread's tools for its life).
     owner: String,
     /// Each message's normal form as JSON text (`role` and `content` blocks).
     messages: Vec<String>,
@@ -99,10 +100,11 @@ impl Lookup {
     /// The request's conversation, normalised.
     pub fn of(request: &TurnRequest) -> Self {
         let owner = format!(
-            "{}\u{0}{}\u{0}{}",
+            "{}\u{0}{}\u{0}{}\u{0}{}",
             request.meta.client.id.as_str(),
             request.cli_model,
-            request.system_prompt
+            request.system_prompt,
+            crate::protocol::tools::canonical(&request.tools).unwrap_or_default()
         );
         let mut messages: Vec<String> = request
             .history
@@ -321,6 +323,7 @@ mod tests {
                 .map(|(role, content)| ChatMessage { role, content })
                 .collect(),
             prompt,
+            tools: Vec::new(),
         }
         .with_events(mpsc::unbounded_channel().0, Arc::new(meta))
     }

@@ -48,6 +48,7 @@ pub(crate) fn request_of(
         history: vec![],
         prompt: serde_json::json!("hi"),
         events,
+        tools: Vec::new(),
     };
     (req, rx)
 }

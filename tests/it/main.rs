@@ -4,6 +4,7 @@
 mod admin;
 mod binary;
 mod codex;
+mod codex_tools;
 mod dispatch;
 mod edge;
 mod fake_cli;
@@ -17,6 +18,7 @@ mod parking;
 mod parking_backends;
 mod real_cli;
 mod real_codex;
+mod real_codex_tools;
 mod real_gemini;
 mod real_parking;
 mod sessions;

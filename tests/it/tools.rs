@@ -1,8 +1,8 @@
 //! Client tools over HTTP: a tool-use answer in both dialects (whole and streamed), the follow-up
 //! that continues the parked tool turn (or, without parking, replays the tool history into a
-//! clean process), tool-less pools left without the MCP
-//! server, backends that cannot serve tools refused — with the fake CLI, then once with the real
-//! one on the mock.
+//! clean process), tool-less pools left without the MCP server, the backend that cannot serve
+//! tools (Gemini) refused — with the fake CLI, then once with the real one on the mock. Codex's
+//! tools are in `codex_tools.rs`.
 
 use serde_json::{json, Value};
 
@@ -161,19 +161,19 @@ async fn a_pool_without_tools_registers_no_mcp_server() {
 }
 
 #[actix_rt::test]
-async fn tools_on_codex_are_a_clear_400_in_each_dialect() {
-    let server = TestServer::fake(|s| s.backends.codex.command = FAKE_CODEX.to_string()).await;
+async fn tools_on_gemini_are_a_clear_400_in_each_dialect() {
+    let server = TestServer::fake(|s| s.backends.gemini.command = FAKE_GEMINI.to_string()).await;
     let mut body = with_tools("x");
-    body["model"] = json!("gpt-5");
+    body["model"] = json!("gemini-2.5-flash");
     let msg = server
         .messages(body)
         .await
         .anthropic_error(400, "invalid_request_error");
-    assert!(msg.contains("codex"), "{msg}");
+    assert!(msg.contains("gemini"), "{msg}");
     let reply = server
         .post(
             "/openai/v1/chat/completions",
-            json!({"model": "gpt-5", "messages": [{"role": "user", "content": "x"}],
+            json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "x"}],
                 "tools": [{"type": "function", "function": {"name": "f"}}]}),
         )
         .await;

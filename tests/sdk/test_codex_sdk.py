@@ -1,7 +1,9 @@
 """The official SDKs against the Codex backend: the real Codex CLI (pinned in tests/node) as the
 pool's processes, pointed at the mock Responses upstream (tests/support/mock_openai_responses.py).
-Both dialects, streaming and not, with a system prompt and history that must reach the upstream."""
+Both dialects, streaming and not, with a system prompt and history that must reach the upstream;
+client tool round trips (the mock calls a tool for `TOOL:<name>:<json>`)."""
 import json
+import urllib.request
 
 import anthropic
 import openai
@@ -97,3 +99,59 @@ def test_upstream_rate_limit_is_the_sdks_rate_limit_error(codex):
     with pytest.raises(anthropic.RateLimitError):
         client.messages.create(model="gpt-5", max_tokens=16,
                                messages=[{"role": "user", "content": "FAIL429 " + token()}])
+
+
+WEATHER = {"name": "get_weather", "description": "Get the current weather for a city.",
+           "input_schema": {"type": "object", "properties": {"city": {"type": "string"}},
+                            "required": ["city"]}}
+
+
+def codex_hits(server):
+    with urllib.request.urlopen(server.url + "/admin/pools", timeout=10) as r:
+        pools = json.load(r)["pools"]
+    return sum(p["counters"]["conversation_hits"] for p in pools if p["id"] == "codex-default")
+
+
+def test_anthropic_sdk_tool_round_trip_continues_the_parked_turn(codex):
+    """The mock calls the tool for `TOOL:<name>:<json>`; the follow-up's result answers the
+    call the parked Codex turn waits on, and reaches the upstream as its function_call_output."""
+    server, upstream = codex
+    client = anthropic.Anthropic(base_url=server.anthropic_base, api_key="unused", max_retries=0)
+    t = token()
+    question = {"role": "user", "content": 'weather %s TOOL:get_weather:{"city":"Paris"}' % t}
+    first = client.messages.create(model="gpt-5", max_tokens=64, tools=[WEATHER],
+                                   messages=[question])
+    assert first.stop_reason == "tool_use"
+    [call] = [b for b in first.content if b.type == "tool_use"]
+    assert (call.name, call.input) == ("get_weather", {"city": "Paris"})
+    before = codex_hits(server)
+    answer = client.messages.create(model="gpt-5", max_tokens=64, tools=[WEATHER], messages=[
+        question, {"role": "assistant", "content": first.content},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id,
+                                      "content": "sunny"}]}])
+    assert answer.content[0].text == "MOCK_TOOL_RESULT: sunny"
+    assert codex_hits(server) == before + 1
+    last = upstream_bodies(upstream, t)[-1]["input"][-1]
+    assert (last["type"], last["call_id"], last["output"]) == ("function_call_output", call.id, "sunny")
+
+
+def test_openai_sdk_streams_a_codex_tool_call_and_its_continuation(codex):
+    server, _ = codex
+    client = openai.OpenAI(base_url=server.url + "/openai/v1", api_key="unused", max_retries=0)
+    tools = [{"type": "function", "function": {"name": WEATHER["name"],
+              "description": WEATHER["description"], "parameters": WEATHER["input_schema"]}}]
+    question = {"role": "user", "content": 'weather %s TOOL:get_weather:{"city":"Rome"}' % token()}
+    chunks = list(client.chat.completions.create(model="gpt-5", stream=True, tools=tools,
+                                                 messages=[question]))
+    calls = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    call_id = next(tc.id for tc in calls if tc.id)
+    arguments = "".join(tc.function.arguments or "" for tc in calls if tc.function)
+    assert json.loads(arguments) == {"city": "Rome"}
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
+    done = client.chat.completions.create(model="gpt-5", tools=tools, messages=[
+        question,
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": call_id, "type": "function",
+             "function": {"name": "get_weather", "arguments": arguments}}]},
+        {"role": "tool", "tool_call_id": call_id, "content": "rain"}])
+    assert done.choices[0].message.content == "MOCK_TOOL_RESULT: rain"

@@ -27,6 +27,13 @@ Behaviour is chosen by magic words in the LAST user message:
                                             sandbox_permissions="require_escalated" and a
                                             justification, i.e. asks to run outside the sandbox
                                             (this is what triggers Codex approval requests)
+  TOOL:<name>:<json>  (once or more)    -> the answer is one function_call output item per marker
+                                            (that name, the JSON as its arguments), no text:
+                                            a client tool the client advertised (Codex's
+                                            dynamicTools)
+Once the input holds function_call_output items (tool results) and no FAILxxx/HANG word applies,
+the answer is the text "MOCK_TOOL_RESULT: <output>": the outputs of the items the input ends with,
+joined by " | " (else the last output). The last user message is still the one that asked.
 otherwise: streams the text  "MOCK_OK: <first 60 chars of the user message>"
 in a few deltas, with usage {input_tokens: 11, output_tokens: 7, ...}.
 Structured output: when a Responses request carries text.format {"type":"json_schema","schema":S}
@@ -38,6 +45,7 @@ Env MOCK_DELAY_MS adds a delay before the first byte of every model answer.
 """
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -87,6 +95,28 @@ def last_user_text(body):
 def tool_outputs(body):
     return [it for it in body.get("input", []) or [] if isinstance(it, dict)
             and it.get("type") in ("function_call_output", "custom_tool_call_output")]
+
+
+def trailing_tool_outputs(body):
+    """The function_call_output items the input ends with."""
+    out = []
+    for it in reversed(body.get("input", []) or []):
+        if not (isinstance(it, dict) and it.get("type") == "function_call_output"):
+            break
+        out.insert(0, it)
+    return out
+
+
+def client_tool_calls(user):
+    """(name, arguments) per TOOL:<name>:<json> marker in the user text."""
+    calls = []
+    for m in re.finditer(r"(?<![A-Z_])TOOL:([A-Za-z0-9_\-]+):(?=\{)", user):
+        try:
+            args = json.JSONDecoder().raw_decode(user, m.end())[0]
+        except ValueError:
+            continue
+        calls.append((m.group(1), args))
+    return calls
 
 
 def pick_shell_tool(body):
@@ -193,12 +223,18 @@ class Handler(BaseHTTPRequestHandler):
         if "RUNCMD:" in user and not tool_outputs(body):
             cmd = user.split("RUNCMD:", 1)[1].strip().splitlines()[0]
             return ("toolcall", cmd, None)
+        if client_tool_calls(user) and not tool_outputs(body):
+            return ("clienttools", client_tool_calls(user), None)
         outs = tool_outputs(body)
         if outs:
-            o = outs[-1].get("output")
-            if isinstance(o, (list, dict)):
-                o = json.dumps(o)
-            return ("text", "MOCK_TOOL_RESULT: " + str(o)[:300], None)
+            trailing = trailing_tool_outputs(body) or outs[-1:]
+            texts = []
+            for it in trailing:
+                o = it.get("output")
+                if isinstance(o, (list, dict)):
+                    o = json.dumps(o)
+                texts.append(str(o)[:300])
+            return ("text", "MOCK_TOOL_RESULT: " + " | ".join(texts), None)
         fmt = (body.get("text") or {}).get("format") or {}
         if fmt.get("type") == "json_schema" and "SO_TEXT" not in user:
             from mock_anthropic import gen_from_schema  # sibling file, stdlib only
@@ -254,6 +290,18 @@ class Handler(BaseHTTPRequestHandler):
                 self.sse("response.output_item.done",
                          {"type": "response.output_item.done", "output_index": 0, "item": item})
                 out = [item]
+            elif kind == "clienttools":
+                out = []
+                for i, (name, args) in enumerate(arg):
+                    call_id = "call_" + uuid.uuid4().hex[:16]
+                    item = {"type": "function_call", "id": "fc_" + call_id[5:],
+                            "call_id": call_id, "name": name, "arguments": json.dumps(args),
+                            "status": "completed"}
+                    self.sse("response.output_item.added", {
+                        "type": "response.output_item.added", "output_index": i, "item": item})
+                    self.sse("response.output_item.done", {
+                        "type": "response.output_item.done", "output_index": i, "item": item})
+                    out.append(item)
             else:
                 text = arg if kind == "text" else "partial answer then silence"
                 mid = "msg_" + uuid.uuid4().hex[:24]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::fake_support::{deltas, emit_raw, uuid, wait, Event, Halt, Outcome, Script};
-use crate::notify;
+use crate::{notify, tools};
 
 /// Tokens of one turn, what the mock upstream reports.
 pub const TURN_USAGE: Usage = Usage {
@@ -89,6 +89,8 @@ pub struct Turn {
     pub prompt: String,
     pub answer: String,
     pub script: Script,
+    /// The client tools the prompt's `FAKE_TOOL:` markers call (only the thread's own).
+    pub calls: Vec<(String, Value)>,
     pub delta_delay: Duration,
     /// The thread's token total once this turn is counted.
     pub total: Usage,
@@ -133,7 +135,7 @@ impl Turn {
             "account/rateLimits/updated",
             json!({"rateLimits": {"limitId": "codex", "primary": null, "secondary": null}}),
         );
-        let answer = self.answer.clone();
+        let answer = item["text"].as_str().unwrap_or_default().to_string();
         self.end(
             Ending::Completed { answer },
             "completed",
@@ -178,19 +180,29 @@ impl Turn {
                 );
                 self.stream()
             }
+            Outcome::Answer if !self.calls.is_empty() => {
+                let notify = |method: &str, params: Value| self.notify_turn(method, params);
+                let ids = (self.thread_id.as_str(), self.turn_id.as_str());
+                let answer = tools::call(&self.calls, &self.stop, &notify, ids)?;
+                self.stream_text(&answer)
+            }
             Outcome::Answer | Outcome::Hang => self.stream(),
         }
     }
 
     /// Streams the answer as one agentMessage item; returns the completed item.
     fn stream(&self) -> Result<Value, Halt> {
+        self.stream_text(&self.answer)
+    }
+
+    fn stream_text(&self, answer: &str) -> Result<Value, Halt> {
         let item = message_id();
         self.start_message(&item);
-        for d in deltas(&self.answer) {
+        for d in deltas(answer) {
             wait(&self.stop, self.delta_delay)?;
             self.delta(&item, d);
         }
-        let done = json!({"type": "agentMessage", "id": item, "text": self.answer, "phase": null});
+        let done = json!({"type": "agentMessage", "id": item, "text": answer, "phase": null});
         self.notify_turn("item/completed", json!({"item": done}));
         Ok(done)
     }

@@ -54,6 +54,7 @@ pub(super) fn input(model: &str, history: Vec<ChatMessage>, prompt: &str) -> Tur
         conversation: 1,
         resume: false,
         keep: false,
+        tools: Vec::new(),
     }
 }
 

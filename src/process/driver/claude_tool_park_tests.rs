@@ -19,6 +19,7 @@ fn turn_input(conversation: ConversationId, resume: bool, prompt: Value) -> Turn
         conversation,
         resume,
         keep: true,
+        tools: Vec::new(),
     }
 }
 

@@ -170,6 +170,7 @@ fn the_turn_ends_at_tool_use_once_every_call_arrived_then_the_cli_turn_is_interr
             conversation: 1,
             resume: false,
             keep: false,
+            tools: Vec::new(),
         },
         &mut out,
     );
@@ -297,6 +298,7 @@ fn tool_history_is_replayed_and_the_tool_results_are_the_prompt() {
             conversation: 1,
             resume: false,
             keep: false,
+            tools: Vec::new(),
         },
         &mut out,
     );
@@ -332,6 +334,7 @@ fn a_made_up_tool_is_neither_waited_for_nor_shown() {
             conversation: 1,
             resume: false,
             keep: false,
+            tools: Vec::new(),
         },
         &mut out,
     );

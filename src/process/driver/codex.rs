@@ -15,24 +15,31 @@
 //! client gets, and nothing a replay would lack) — leaves its thread loaded instead (`Kept`).
 //! A turn that resumes it injects only the new messages and starts its turn on that thread;
 //! `forget` deletes it. A resumed turn that fails deletes its thread as any other.
+//!
+//! Client tools are the thread's `dynamicTools` (which need the `experimentalApi` capability);
+//! the model's calls come as `item/tool/call` requests, and a turn that stops for them ends the
+//! client's turn with a `tool_use` answer ([`codex_tools`](super::codex_tools)). A history
+//! holding tool calls and results is injected as `function_call` and `function_call_output`
+//! items. What the CLI writes (responses, notifications, its requests) is taken in
+//! [`codex_lines`](super::codex_lines).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{json, Value};
 
-use super::codex_conversation::{completed_event, holds_only_the_answer, Conversation, Stage};
-use super::codex_wire::{history_item, http_status, prompt_items, usage_of};
-use super::jsonrpc::{Incoming, Rpc, RpcError};
+use super::codex_conversation::{Conversation, KeptThread, Stage};
+use super::codex_wire::{dynamic_tools, history_items, prompt_items, split_tool_results};
+use super::jsonrpc::{Incoming, Rpc};
 use super::{Driver, DriverEvent, Outbox, TurnInput};
 use crate::error::ServeError;
 use crate::process::messages::{ConversationId, TurnId};
-use crate::protocol::{BlockKind, TurnEvent};
+use crate::protocol::TurnEvent;
 
 const BACKEND: &str = "codex";
 
 /// What a request of ours was for.
 #[derive(Debug, Clone, Copy)]
-enum Call {
+pub(super) enum Call {
     Initialize {
         probe: bool,
     },
@@ -43,10 +50,12 @@ enum Call {
     Delete(TurnId),
     /// `thread/delete` of a forgotten kept conversation: nothing waits for it.
     Forget,
+    /// `turn/interrupt` of a forgotten tool turn; its `turn/completed` has the thread deleted.
+    ForgetInterrupt,
 }
 
 #[derive(Debug)]
-enum Phase {
+pub(super) enum Phase {
     Fresh,
     Initializing,
     Ready,
@@ -54,17 +63,20 @@ enum Phase {
 
 #[derive(Debug)]
 pub struct CodexDriver {
-    rpc: Rpc<Call>,
-    phase: Phase,
+    pub(super) rpc: Rpc<Call>,
+    pub(super) phase: Phase,
     capacity: usize,
     /// The base prompt of a conversation without a system prompt.
     base_instructions: String,
     /// Running turns.
-    conversations: HashMap<TurnId, Conversation>,
-    by_thread: HashMap<String, TurnId>,
-    /// Threads kept after a clean turn, by conversation: each counts against the capacity until
-    /// a turn resumes it or it is forgotten.
-    kept: HashMap<ConversationId, String>,
+    pub(super) conversations: HashMap<TurnId, Conversation>,
+    pub(super) by_thread: HashMap<String, TurnId>,
+    /// Threads kept after a clean turn (or a turn that stopped for client tools), by
+    /// conversation: each counts against the capacity until a turn resumes it or it is
+    /// forgotten.
+    pub(super) kept: HashMap<ConversationId, KeptThread>,
+    /// Forgotten tool turns' threads, interrupted: deleted on their `turn/completed`.
+    pub(super) forgetting: HashSet<String>,
 }
 
 impl CodexDriver {
@@ -77,96 +89,25 @@ impl CodexDriver {
             conversations: HashMap::new(),
             by_thread: HashMap::new(),
             kept: HashMap::new(),
+            forgetting: HashSet::new(),
         }
     }
 
     fn initialize(&mut self, probe: bool, out: &mut Outbox) {
         if matches!(self.phase, Phase::Fresh) {
             self.phase = Phase::Initializing;
-            let params =
-                json!({"clientInfo": {"name": "clinvoker", "version": env!("CARGO_PKG_VERSION")}});
+            // `experimentalApi`: `thread/start.dynamicTools` (client tools) needs it.
+            let params = json!({
+                "clientInfo": {"name": "clinvoker", "version": env!("CARGO_PKG_VERSION")},
+                "capabilities": {"experimentalApi": true},
+            });
             self.rpc
                 .request("initialize", params, Call::Initialize { probe }, out);
         }
     }
 
-    fn on_response(&mut self, call: Call, result: Result<Value, RpcError>, out: &mut Outbox) {
-        match call {
-            Call::Initialize { probe } => match result {
-                Ok(_) => {
-                    self.phase = Phase::Ready;
-                    self.rpc.notify("initialized", None, out);
-                    out.event(if probe {
-                        DriverEvent::Probed
-                    } else {
-                        DriverEvent::Ready
-                    });
-                }
-                Err(e) => out.event(DriverEvent::StartFailed(format!("initialize failed: {e}"))),
-            },
-            Call::ThreadStart(turn) => {
-                let thread = result.as_ref().ok().and_then(|r| {
-                    r.pointer("/thread/id")
-                        .and_then(Value::as_str)
-                        .map(String::from)
-                });
-                match (result, thread) {
-                    (Ok(_), Some(thread)) => {
-                        self.by_thread.insert(thread.clone(), turn);
-                        if let Some(c) = self.conversations.get_mut(&turn) {
-                            c.thread = Some(thread);
-                        }
-                        self.next_step(turn, out);
-                    }
-                    (Ok(r), None) => {
-                        self.refused(turn, format!("thread/start without a thread: {r}"), out)
-                    }
-                    (Err(e), _) => self.refused(turn, format!("thread/start failed: {e}"), out),
-                }
-            }
-            Call::Inject(turn) => match result {
-                Ok(_) => self.next_step(turn, out),
-                Err(e) => self.refused(turn, format!("thread/inject_items failed: {e}"), out),
-            },
-            Call::TurnStart(turn) => match result {
-                Ok(r) => {
-                    let Some(c) = self.conversations.get_mut(&turn) else {
-                        return;
-                    };
-                    c.codex_turn = r
-                        .pointer("/turn/id")
-                        .and_then(Value::as_str)
-                        .map(String::from);
-                    // Interrupted while `turn/start` was on its way: stop it now.
-                    if c.interrupted && c.stage == Stage::Answering {
-                        self.send_interrupt(turn, out);
-                    }
-                }
-                Err(e) => self.refused(turn, format!("turn/start failed: {e}"), out),
-            },
-            Call::Interrupt(turn) => {
-                // "no active turn": it ended on its own meanwhile; `turn/completed` says how.
-                if let Err(e) = result {
-                    log::debug!("codex: interrupting turn {turn}: {e}");
-                }
-            }
-            Call::Delete(turn) => {
-                if let Err(e) = result {
-                    // The thread stays loaded; recycling the process frees it.
-                    log::warn!("codex: thread/delete failed: {e}");
-                }
-                self.release(turn, out);
-            }
-            Call::Forget => {
-                if let Err(e) = result {
-                    log::warn!("codex: thread/delete of a forgotten conversation failed: {e}");
-                }
-            }
-        }
-    }
-
     /// Sends what the conversation needs next: its history, then its prompt.
-    fn next_step(&mut self, turn: TurnId, out: &mut Outbox) {
+    pub(super) fn next_step(&mut self, turn: TurnId, out: &mut Outbox) {
         let Some(c) = self.conversations.get_mut(&turn) else {
             return;
         };
@@ -176,11 +117,17 @@ impl CodexDriver {
         let (Some(thread), Some(input)) = (c.thread.clone(), c.input.as_mut()) else {
             return;
         };
-        if c.stage == Stage::Starting && !input.history.is_empty() {
-            let items: Vec<Value> = std::mem::take(&mut input.history)
+        // Tool results in the prompt answer calls of the history: injected after it, and the
+        // turn starts with what else the prompt holds (nothing, often: measured, `input: []`
+        // makes the model go on with the results as the last items).
+        let (outputs, rest) = split_tool_results(&input.prompt);
+        if c.stage == Stage::Starting && (!input.history.is_empty() || !outputs.is_empty()) {
+            input.prompt = rest;
+            let mut items: Vec<Value> = std::mem::take(&mut input.history)
                 .iter()
-                .map(|m| history_item(m.role, &m.content))
+                .flat_map(|m| history_items(m.role, &m.content))
                 .collect();
+            items.extend(outputs);
             c.stage = Stage::Injecting;
             let params = json!({"threadId": thread, "items": items});
             self.rpc
@@ -205,7 +152,7 @@ impl CodexDriver {
 
     /// Continues a kept conversation on its thread: the new messages, then the prompt.
     fn resume(&mut self, turn: TurnId, input: TurnInput, out: &mut Outbox) {
-        let Some(thread) = self.kept.remove(&input.conversation) else {
+        let Some(kept) = self.kept.remove(&input.conversation) else {
             // Answering without the conversation's history would be wrong: the turn fails.
             out.turn(
                 turn,
@@ -219,13 +166,17 @@ impl CodexDriver {
                 reusable: true,
             });
         };
+        if let Some(waiting) = kept.waiting {
+            return self.resume_tool_turn(turn, input, kept.thread, waiting, out);
+        }
+        let thread = kept.thread;
         self.by_thread.insert(thread.clone(), turn);
         self.conversations
             .insert(turn, Conversation::new(Some(thread), input));
         self.next_step(turn, out);
     }
 
-    fn send_interrupt(&mut self, turn: TurnId, out: &mut Outbox) {
+    pub(super) fn send_interrupt(&mut self, turn: TurnId, out: &mut Outbox) {
         let Some(c) = self.conversations.get(&turn) else {
             return;
         };
@@ -237,7 +188,7 @@ impl CodexDriver {
     }
 
     /// The CLI refused a step: the turn fails.
-    fn refused(&mut self, turn: TurnId, detail: String, out: &mut Outbox) {
+    pub(super) fn refused(&mut self, turn: TurnId, detail: String, out: &mut Outbox) {
         let error = ServeError::BackendProtocol {
             backend: BACKEND,
             detail,
@@ -246,7 +197,7 @@ impl CodexDriver {
     }
 
     /// Gives the turn its final event, then deletes its thread (or releases it at once).
-    fn finish(&mut self, turn: TurnId, event: TurnEvent, out: &mut Outbox) {
+    pub(super) fn finish(&mut self, turn: TurnId, event: TurnEvent, out: &mut Outbox) {
         let Some(c) = self.conversations.get_mut(&turn) else {
             return;
         };
@@ -258,12 +209,19 @@ impl CodexDriver {
             out.turn(turn, TurnEvent::BlockStopped);
         }
         let clean = c.keep && !c.interrupted && matches!(event, TurnEvent::Done(_));
-        out.turn(turn, event);
+        // A turn whose client has its `tool_use` answer already only releases its slot.
+        if !c.tool_answered {
+            out.turn(turn, event);
+        }
         if let (true, Some(thread)) = (clean, c.thread.clone()) {
             let conversation = c.conversation;
             self.conversations.remove(&turn);
             self.by_thread.remove(&thread);
-            self.kept.insert(conversation, thread);
+            let kept = KeptThread {
+                thread,
+                waiting: None,
+            };
+            self.kept.insert(conversation, kept);
             return out.event(DriverEvent::Kept { turn });
         }
         match c.thread.clone() {
@@ -279,7 +237,12 @@ impl CodexDriver {
         }
     }
 
-    fn release(&mut self, turn: TurnId, out: &mut Outbox) {
+    pub(super) fn delete_forgotten(&mut self, thread: &str, out: &mut Outbox) {
+        let params = json!({"threadId": thread});
+        self.rpc.request("thread/delete", params, Call::Forget, out);
+    }
+
+    pub(super) fn release(&mut self, turn: TurnId, out: &mut Outbox) {
         if let Some(c) = self.conversations.remove(&turn) {
             if let Some(thread) = c.thread {
                 self.by_thread.remove(&thread);
@@ -288,81 +251,6 @@ impl CodexDriver {
                 turn,
                 reusable: true,
             });
-        }
-    }
-
-    fn on_notification(&mut self, method: &str, params: &Value, out: &mut Outbox) {
-        let Some(turn) = params
-            .get("threadId")
-            .and_then(Value::as_str)
-            .and_then(|t| self.by_thread.get(t).copied())
-        else {
-            return;
-        };
-        let Some(c) = self.conversations.get_mut(&turn) else {
-            return;
-        };
-        if c.stage != Stage::Answering {
-            return;
-        }
-        let item_type = params.pointer("/item/type").and_then(Value::as_str);
-        match method {
-            "item/agentMessage/delta" => {
-                let delta = params.get("delta").and_then(Value::as_str).unwrap_or("");
-                if !c.open_block {
-                    c.open_block = true;
-                    out.turn(turn, TurnEvent::BlockStarted(BlockKind::Text));
-                }
-                c.streamed.push_str(delta);
-                out.turn(turn, TurnEvent::TextDelta(delta.to_string()));
-            }
-            "item/completed" if item_type == Some("agentMessage") && c.open_block => {
-                c.open_block = false;
-                out.turn(turn, TurnEvent::BlockStopped);
-            }
-            "thread/tokenUsage/updated" => {
-                if let Some(last) = params.pointer("/tokenUsage/last") {
-                    c.usage = usage_of(last);
-                }
-            }
-            "error" => {
-                let retried = params.get("willRetry").and_then(Value::as_bool) == Some(true);
-                let message = params
-                    .pointer("/error/message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("upstream error")
-                    .to_string();
-                if retried {
-                    log::warn!("codex retries the upstream request: {message}");
-                    // What was streamed of the failed attempt is void.
-                    if std::mem::take(&mut c.open_block) {
-                        out.turn(turn, TurnEvent::BlockStopped);
-                    }
-                    c.streamed.clear();
-                    out.turn(turn, TurnEvent::Restarted);
-                } else {
-                    c.error = Some((http_status(params.get("error")), message));
-                }
-            }
-            "turn/completed" => {
-                let t = params.get("turn").cloned().unwrap_or(Value::Null);
-                c.keep &= holds_only_the_answer(&t);
-                let event = completed_event(&t, c);
-                self.finish(turn, event, out);
-            }
-            _ => {}
-        }
-    }
-
-    /// Requests from the CLI: approvals are declined (with approvals `never` and no tools none
-    /// should come), anything else refused — the CLI must never wait for an answer.
-    fn on_request(&mut self, id: &Value, method: &str, out: &mut Outbox) {
-        log::warn!("codex: unexpected request {method} from the CLI; refused");
-        if method.ends_with("requestApproval") {
-            self.rpc.respond(id, json!({"decision": "decline"}), out);
-        } else {
-            self.rpc
-                .respond_error(id, -32601, "not supported by this server", out);
         }
     }
 }
@@ -411,13 +299,16 @@ impl Driver for CodexDriver {
             "" => self.base_instructions.clone(),
             system => system.to_string(),
         };
-        let params = json!({
+        let mut params = json!({
             "model": input.model,
             "baseInstructions": instructions,
             "approvalPolicy": "never",
             "sandbox": "read-only",
             "ephemeral": false,
         });
+        if !input.tools.is_empty() {
+            params["dynamicTools"] = Value::Array(dynamic_tools(&input.tools));
+        }
         self.conversations
             .insert(turn, Conversation::new(None, input));
         self.rpc
@@ -425,9 +316,16 @@ impl Driver for CodexDriver {
     }
 
     fn forget(&mut self, conversation: ConversationId, out: &mut Outbox) {
-        if let Some(thread) = self.kept.remove(&conversation) {
-            let params = json!({"threadId": thread});
-            self.rpc.request("thread/delete", params, Call::Forget, out);
+        match self.kept.remove(&conversation) {
+            Some(KeptThread {
+                thread,
+                waiting: Some(waiting),
+            }) => self.forget_tool_turn(thread, &waiting.codex_turn, out),
+            Some(KeptThread {
+                thread,
+                waiting: None,
+            }) => self.delete_forgotten(&thread, out),
+            None => {}
         }
     }
 
@@ -445,6 +343,10 @@ impl Driver for CodexDriver {
         }
     }
 
+    fn wake(&mut self, turn: TurnId, out: &mut Outbox) {
+        self.settle(turn, out);
+    }
+
     fn on_line(&mut self, line: &str, out: &mut Outbox) {
         if line.trim().is_empty() {
             return;
@@ -454,7 +356,9 @@ impl Driver for CodexDriver {
             Ok(Incoming::Notification { method, params }) => {
                 self.on_notification(&method, &params, out)
             }
-            Ok(Incoming::Request { id, method, .. }) => self.on_request(&id, &method, out),
+            Ok(Incoming::Request { id, method, params }) => {
+                self.on_request(&id, &method, &params, out)
+            }
             Ok(Incoming::Unexpected { id }) => log::debug!("codex: unexpected response {id}"),
             Err(detail) => out.event(DriverEvent::Violation(detail)),
         }
@@ -468,3 +372,7 @@ mod tests;
 #[cfg(test)]
 #[path = "codex_keep_tests.rs"]
 mod keep_tests;
+
+#[cfg(test)]
+#[path = "codex_tools_tests.rs"]
+mod tools_tests;

@@ -1,5 +1,6 @@
 //! One conversation of a Codex process while a turn runs on it: its thread, the step it has
-//! reached, its answer as it streams, and the final event `turn/completed` makes of it.
+//! reached, its answer as it streams, the client tool calls it took, and the final event
+//! `turn/completed` makes of it; and a thread kept between turns.
 
 use serde_json::Value;
 
@@ -44,6 +45,61 @@ pub struct Conversation {
     /// Whose conversation the turn is, and whether to keep its thread after a clean end.
     pub conversation: ConversationId,
     pub keep: bool,
+    /// The client's tools the thread was started with (their names: a call of any other tool
+    /// is refused).
+    pub tool_names: Vec<String>,
+    /// The model's calls of client tools so far, in order: the `tool_use` blocks of the answer.
+    pub calls: Vec<ToolCall>,
+    /// `WakeAfter`s asked for and not yet come back: when the last one comes with no call
+    /// after it, the calls are all in.
+    pub wakes: u32,
+    /// The client has its `tool_use` answer; the CLI's turn is being interrupted (not kept),
+    /// and its `turn/completed` only releases the slot.
+    pub tool_answered: bool,
+    /// The answer is the text streamed in this client turn, not the CLI turn's items: a
+    /// continued tool turn's items hold the text before the calls too.
+    pub from_stream: bool,
+}
+
+/// A `item/tool/call` request of the CLI: the model called a client tool.
+#[derive(Debug, Clone)]
+pub struct ToolCall {
+    /// The JSON-RPC id to answer.
+    pub request: Value,
+    pub call_id: String,
+    pub name: String,
+    pub arguments: Value,
+}
+
+impl ToolCall {
+    pub fn of(request: &Value, params: &Value) -> Option<Self> {
+        Some(Self {
+            request: request.clone(),
+            call_id: params.get("callId")?.as_str()?.to_string(),
+            name: params.get("tool")?.as_str()?.to_string(),
+            arguments: params.get("arguments").cloned().unwrap_or(Value::Null),
+        })
+    }
+}
+
+/// A thread kept between turns (its conversation parked).
+#[derive(Debug)]
+pub struct KeptThread {
+    pub thread: String,
+    /// When its turn stopped for client tools: the CLI's turn still runs, waiting on the calls.
+    pub waiting: Option<WaitingCalls>,
+}
+
+/// The calls a parked tool turn waits on.
+#[derive(Debug)]
+pub struct WaitingCalls {
+    /// The CLI's turn (to interrupt it when forgotten).
+    pub codex_turn: String,
+    /// The calls the client got as `tool_use` blocks: the follow-up's results answer them.
+    pub answered: Vec<ToolCall>,
+    /// Calls of the same model answer that came after the client's answer went out: the
+    /// follow-up's turn asks the client for them next.
+    pub late: Vec<ToolCall>,
 }
 
 impl Conversation {
@@ -56,6 +112,11 @@ impl Conversation {
             schema: input.output_schema.clone(),
             conversation: input.conversation,
             keep: input.keep,
+            tool_names: input.tools.iter().map(|t| t.name.clone()).collect(),
+            calls: Vec::new(),
+            wakes: 0,
+            tool_answered: false,
+            from_stream: false,
             input: Some(input),
             interrupted: false,
             open_block: false,
@@ -96,7 +157,7 @@ pub fn completed_event(t: &Value, c: &Conversation) -> TurnEvent {
                         .collect()
                 })
                 .unwrap_or_default();
-            let text = if text.is_empty() {
+            let text = if text.is_empty() || c.from_stream {
                 c.streamed.clone()
             } else {
                 text

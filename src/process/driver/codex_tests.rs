@@ -54,6 +54,7 @@ pub(super) fn input(system: &str, history: Vec<ChatMessage>, prompt: Value) -> T
         conversation: 1,
         resume: false,
         keep: false,
+        tools: Vec::new(),
     }
 }
 

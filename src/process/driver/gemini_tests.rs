@@ -90,6 +90,7 @@ pub(super) fn input(
         conversation: 1,
         resume: false,
         keep: false,
+        tools: Vec::new(),
     }
 }
 

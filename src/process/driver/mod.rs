@@ -18,6 +18,8 @@ pub mod claude_mcp;
 pub mod claude_wire;
 pub mod codex;
 mod codex_conversation;
+mod codex_lines;
+mod codex_tools;
 mod codex_wire;
 pub mod gemini;
 mod gemini_conversation;
@@ -55,6 +57,9 @@ pub struct TurnInput {
     pub resume: bool,
     /// After a clean end, keep the conversation (report `Kept`) instead of resetting it.
     pub keep: bool,
+    /// The client's tools, for a CLI that takes them per conversation (Codex: the thread's
+    /// dynamic tools); Claude Code has them from `bind`. Empty: none.
+    pub tools: Vec<ClientTool>,
 }
 
 /// What a driver tells the process actor.
@@ -78,6 +83,12 @@ pub enum DriverEvent {
     Kept { turn: TurnId },
     /// Kept `conversation` is gone (the CLI ended it on its own): no turn may resume it.
     Dropped { conversation: ConversationId },
+    /// Call [`Driver::wake`] for `turn` after `after`: a driver that must decide on quiet (no
+    /// more tool calls came) asks the actor, which owns the timers, to come back.
+    WakeAfter {
+        turn: TurnId,
+        after: std::time::Duration,
+    },
     /// The CLI broke its protocol: nothing it says can be trusted any more.
     Violation(String),
 }
@@ -161,4 +172,7 @@ pub trait Driver: Send + 'static {
 
     /// One line the CLI wrote on stdout (without its newline).
     fn on_line(&mut self, line: &str, out: &mut Outbox);
+
+    /// The time a `WakeAfter` of `turn` asked for has passed.
+    fn wake(&mut self, _turn: TurnId, _out: &mut Outbox) {}
 }
