@@ -1073,7 +1073,8 @@ def measure(backend, args, env, n_spawn, n_spawn_tput):
 
         # --- start clinvoker (its pool for this CLI only) and the direct warm processes ------
         log("%s: starting clinvoker" % TITLE[backend])
-        server = Server(env, backend, mock.port)
+        extra = {"CLINVOKER__POOL__PARK_CONVERSATIONS": "false"} if args.no_park else None
+        server = Server(env, backend, mock.port, extra=extra)
         server.wait_listening()
         info = server.backend_info()
         if not info.get("served"):
@@ -1300,6 +1301,8 @@ def main():
     ap.add_argument("--mock-delay-ms", type=int, default=0,
                     help="fixed delay of the mock upstreams before every answer (default 0)")
     ap.add_argument("--quick", action="store_true", help="few requests: a smoke run")
+    ap.add_argument("--no-park", action="store_true",
+                    help="serve (c) with pool.park_conversations = false (every request reset after)")
     args = ap.parse_args()
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = [b for b in backends if b not in BACKENDS]

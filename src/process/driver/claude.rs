@@ -557,17 +557,7 @@ impl Driver for ClaudeDriver {
             if let Some(h) = held {
                 self.held = Some(h);
             }
-            out.turn(
-                turn,
-                TurnEvent::Failed(ServeError::BackendUnavailable {
-                    backend: BACKEND,
-                    reason: "the process no longer holds the conversation".into(),
-                }),
-            );
-            return out.event(DriverEvent::Released {
-                turn,
-                reusable: true,
-            });
+            return out.conversation_lost(turn, BACKEND);
         }
         let (mut first_message, mut last_message) = (None, None);
         match held {

@@ -153,18 +153,7 @@ impl CodexDriver {
     /// Continues a kept conversation on its thread: the new messages, then the prompt.
     fn resume(&mut self, turn: TurnId, input: TurnInput, out: &mut Outbox) {
         let Some(kept) = self.kept.remove(&input.conversation) else {
-            // Answering without the conversation's history would be wrong: the turn fails.
-            out.turn(
-                turn,
-                TurnEvent::Failed(ServeError::BackendUnavailable {
-                    backend: BACKEND,
-                    reason: "the process no longer holds the conversation".into(),
-                }),
-            );
-            return out.event(DriverEvent::Released {
-                turn,
-                reusable: true,
-            });
+            return out.conversation_lost(turn, BACKEND);
         };
         if let Some(waiting) = kept.waiting {
             return self.resume_tool_turn(turn, input, kept.thread, waiting, out);

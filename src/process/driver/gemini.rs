@@ -314,13 +314,7 @@ impl GeminiDriver {
     /// Continues the kept session of `input`'s conversation with `conv`'s prompt.
     fn resume(&mut self, turn: TurnId, mut conv: Conversation, out: &mut Outbox) {
         let Some(kept) = self.kept.remove(&conv.conversation) else {
-            // Answering without the conversation's history would be wrong: the turn fails.
-            let reason = "the process no longer holds the conversation".into();
-            let error = ServeError::BackendUnavailable {
-                backend: BACKEND,
-                reason,
-            };
-            return self.refuse(turn, error, out);
+            return out.conversation_lost(turn, BACKEND);
         };
         // `advance` from `Creating` pins the model, from `SettingModel` prompts.
         conv.stage = match kept.model == conv.model {

@@ -138,6 +138,18 @@ impl Outbox {
     pub fn turn(&mut self, turn: TurnId, event: TurnEvent) {
         self.events.push(DriverEvent::Turn { turn, event });
     }
+
+    /// Fails `turn`, which resumes a conversation the driver does not hold (any more), and
+    /// frees its slot: answering only its new messages, without the history, would be wrong.
+    pub fn conversation_lost(&mut self, turn: TurnId, backend: &'static str) {
+        let reason = "the process no longer holds the conversation".into();
+        let error = crate::error::ServeError::BackendUnavailable { backend, reason };
+        self.turn(turn, TurnEvent::Failed(error));
+        self.event(DriverEvent::Released {
+            turn,
+            reusable: true,
+        });
+    }
 }
 
 /// One CLI protocol. Calls come from the process actor only, one at a time.
