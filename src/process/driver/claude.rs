@@ -15,72 +15,19 @@
 //!
 //! [`claude_mcp`]: super::claude_mcp
 
-use std::collections::VecDeque;
-
 use serde_json::{json, Value};
 
-use super::claude_mcp::{self as mcp, McpRequest, ToolUseWatch};
-use super::claude_wire::{self as wire, CliLine, ControlResponse, StreamDemux, TurnResult};
+use super::claude_mcp::{self as mcp, McpRequest};
+use super::claude_wire::{self as wire, CliLine, ControlResponse, TurnResult};
 use super::{Driver, DriverEvent, Outbox, TurnInput};
 use crate::error::{ServeError, UpstreamKind};
 use crate::process::messages::{ConversationId, TurnId};
 use crate::protocol::tools::ClientTool;
-use crate::protocol::{Role, TurnEvent};
+use crate::protocol::TurnEvent;
 use tool_turn::Hold;
+use turn::{Awaiting, Held, Step, Turn};
 
 const BACKEND: &str = "claude";
-
-/// One step of feeding a request into the CLI (history replay, then the prompt).
-#[derive(Debug)]
-enum Step {
-    /// Empty the kept conversation (`rewind_conversation` to its first message).
-    Rewind {
-        first: String,
-        last: String,
-    },
-    SetModel(String),
-    /// A user message of prior history, appended without a model call.
-    ReplayUser(Value),
-    /// An assistant message of prior history; the CLI prints nothing for it.
-    ReplayAssistant(Value),
-    /// The final user message: the model answers this one.
-    Prompt(Value),
-}
-
-/// What the running turn waits for before taking its next step.
-#[derive(Debug, PartialEq, Eq)]
-enum Awaiting {
-    Control(String),
-    Rewind(String),
-    ReplayResult,
-    FinalResult,
-}
-
-/// The turn in flight.
-#[derive(Debug)]
-struct Turn {
-    id: TurnId,
-    conversation: ConversationId,
-    /// Keep the conversation after a clean end.
-    keep: bool,
-    steps: VecDeque<Step>,
-    awaiting: Awaiting,
-    /// Ids of the first user line of the conversation and of the newest, for the rewind.
-    first_message: Option<String>,
-    last_message: Option<String>,
-    /// Set once the turn is being interrupted.
-    interrupted: bool,
-    /// Why the turn failed before its result, when the CLI refused a step.
-    refused: Option<ServeError>,
-    /// Content blocks of the newest assistant message (for non-streaming answers).
-    message_id: Option<String>,
-    content: Vec<Value>,
-    demux: StreamDemux,
-    /// On a process with client tools: when the model stops for them.
-    tool_watch: Option<ToolUseWatch>,
-    /// Set once the client has its `tool_use` answer while the CLI's turn still runs.
-    tool_use_answered: Option<tool_turn::ToolUseAnswered>,
-}
 
 /// Where the protocol is. Transitions: `Fresh → Initializing → Idle ⇄ Busy → Resetting → Idle`
 /// (`Initializing → Registering → Idle` with client tools);
@@ -129,17 +76,6 @@ pub struct ClaudeDriver {
     held: Option<Held>,
     /// A turn given while a forgotten parked tool turn still winds down: begun once it has.
     queued: Option<(TurnId, TurnInput)>,
-}
-
-/// A conversation kept in the CLI after its turn.
-#[derive(Debug)]
-struct Held {
-    conversation: ConversationId,
-    /// Its first and newest user line, for the rewind that empties it.
-    first: String,
-    last: String,
-    /// The supervisor dropped it: the next turn rewinds it whatever conversation it belongs to.
-    forgotten: bool,
 }
 
 impl ClaudeDriver {
@@ -546,56 +482,18 @@ impl Driver for ClaudeDriver {
             );
             return;
         }
-        let mut steps = VecDeque::with_capacity(input.history.len() + 3);
         let held = self.held.take();
-        let resumes = held
-            .as_ref()
-            .is_some_and(|h| !h.forgotten && h.conversation == input.conversation);
-        if input.resume && !resumes {
-            // The supervisor sent only the new messages of a conversation this process no
-            // longer holds: answering would lose the history.
-            if let Some(h) = held {
-                self.held = Some(h);
+        let with_tools = !self.tools.is_empty();
+        match Turn::plan(turn, input, held, &self.model, with_tools) {
+            Ok(planned) => {
+                self.phase = Phase::Busy(Box::new(planned));
+                self.advance(out);
             }
-            return out.conversation_lost(turn, BACKEND);
-        }
-        let (mut first_message, mut last_message) = (None, None);
-        match held {
-            Some(h) if input.resume => {
-                first_message = Some(h.first);
-                last_message = Some(h.last);
+            Err(held) => {
+                self.held = held;
+                out.conversation_lost(turn, BACKEND);
             }
-            Some(h) => steps.push_back(Step::Rewind {
-                first: h.first,
-                last: h.last,
-            }),
-            None => {}
         }
-        if input.model != self.model {
-            steps.push_back(Step::SetModel(input.model));
-        }
-        steps.extend(input.history.into_iter().map(|m| match m.role {
-            Role::User => Step::ReplayUser(m.content),
-            Role::Assistant => Step::ReplayAssistant(m.content),
-        }));
-        steps.push_back(Step::Prompt(input.prompt));
-        self.phase = Phase::Busy(Box::new(Turn {
-            id: turn,
-            conversation: input.conversation,
-            keep: input.keep,
-            steps,
-            awaiting: Awaiting::ReplayResult,
-            first_message,
-            last_message,
-            interrupted: false,
-            refused: None,
-            message_id: None,
-            content: Vec::new(),
-            demux: StreamDemux::default(),
-            tool_watch: (!self.tools.is_empty()).then(ToolUseWatch::default),
-            tool_use_answered: None,
-        }));
-        self.advance(out);
     }
 
     fn forget(&mut self, conversation: ConversationId, out: &mut Outbox) {
@@ -646,6 +544,8 @@ impl Driver for ClaudeDriver {
 mod outcome;
 #[path = "claude_tool_turn.rs"]
 mod tool_turn;
+#[path = "claude_turn.rs"]
+mod turn;
 
 #[cfg(test)]
 #[path = "claude_tests.rs"]

@@ -8,6 +8,7 @@ use super::tests::{control_ok, input, ready, result};
 use super::*;
 use crate::process::driver::test_lines::{feed, lines, names};
 use crate::protocol::ChatMessage;
+use crate::protocol::Role;
 
 /// Runs a turn of `conversation` on `d` to a clean end; returns the prompt line and the outbox
 /// of its result.

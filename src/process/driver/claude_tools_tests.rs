@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::process::driver::test_lines::{feed, lines, names};
+use crate::protocol::Role;
 use crate::protocol::{Block, ChatMessage, StopReason};
 
 pub(super) fn control_ok(request: &Value, response: Value) -> Value {
