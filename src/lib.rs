@@ -19,7 +19,8 @@
 //! - [`limits`]: who a request's client is (a key's name or hash, or its address) and what it may
 //!   do; the token buckets of the [`limits::RateLimiter`] actor.
 //! - [`supervisor`]: the session-supervisor actor. [`supervisor::pool`] is its pure bookkeeping
-//!   (`balance` its start/bind/retire policy, `dispatch` which process takes a request, `fair`
+//!   (`balance` its start/bind/retire policy, `dispatch` which process takes a request, `finish`
+//!   what a turn's end frees or parks, `fair`
 //!   which waiting client is served next and the per-client caps, [`supervisor::parking`]
 //!   which parked conversation a request continues,
 //!   [`supervisor::stats`] its counters),

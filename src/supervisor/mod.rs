@@ -8,6 +8,7 @@ pub mod admin;
 mod balance;
 mod dispatch;
 mod fair;
+mod finish;
 pub mod handle;
 mod health;
 mod launch;
