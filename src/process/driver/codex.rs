@@ -18,10 +18,10 @@
 //!
 //! Client tools are the thread's `dynamicTools` (which need the `experimentalApi` capability);
 //! the model's calls come as `item/tool/call` requests, and a turn that stops for them ends the
-//! client's turn with a `tool_use` answer ([`codex_tools`](super::codex_tools)). A history
+//! client's turn with a `tool_use` answer (`codex_tools.rs`). A history
 //! holding tool calls and results is injected as `function_call` and `function_call_output`
 //! items. What the CLI writes (responses, notifications, its requests) is taken in
-//! [`codex_lines`](super::codex_lines).
+//! `codex_lines.rs`.
 
 use std::collections::{HashMap, HashSet};
 
