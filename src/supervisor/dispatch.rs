@@ -101,6 +101,14 @@ impl Book {
     /// `Book::pop_waiting` picks them (fair among clients).
     pub fn assign(&mut self, key: &PoolKey, now: Instant) -> Vec<Action> {
         let mut actions = Vec::new();
+        // Held follow-ups whose wait is over are ordinary waiting requests now.
+        if let Some(pool) = self.pools.get_mut(key) {
+            for w in pool.queue.iter_mut() {
+                if w.held.as_ref().is_some_and(|(until, _)| *until <= now) {
+                    w.held = None;
+                }
+            }
+        }
         while self.free_process(key).is_some() {
             let Some(waiting) = self.pop_waiting(key, now) else {
                 break;

@@ -135,7 +135,8 @@ impl Book {
         };
         let running = self.running_by_client();
         let mut waiting: HashMap<&ClientId, (usize, Option<usize>)> = HashMap::new();
-        for w in &pool.queue {
+        // A held follow-up waits for the process finishing its previous turn, not for a new one.
+        for w in pool.queue.iter().filter(|w| w.held.is_none()) {
             let c = &w.request.meta.client;
             let room = c
                 .max_concurrent

@@ -221,3 +221,29 @@ fn a_held_follow_up_is_not_given_a_slot_meant_for_another() {
         (2, 0)
     );
 }
+
+#[test]
+fn a_held_follow_up_starts_no_process() {
+    let t0 = Instant::now();
+    let mut book = book_of(1, 1, t0);
+    book.limits.max_processes = 2;
+    book.limits.min_idle = 0;
+    let (p, turn, _) = seat_of(&book.submit(chat_request(0, "q0"), t0)).expect("d");
+    book.submit(chat_request(1, "q1"), t0);
+    let spawns = |a: &[Action]| {
+        a.iter()
+            .filter(|a| matches!(a, Action::Spawn { .. }))
+            .count()
+    };
+    assert_eq!(
+        spawns(&book.rebalance(t0)),
+        0,
+        "it waits for its own process"
+    );
+    // Past its wait it is an ordinary waiting request, which may have a process started.
+    let late = t0 + Duration::from_secs(2);
+    let a = book.assign(&PoolKey::default_pool(), late);
+    assert!(seat_of(&a).is_none());
+    assert_eq!(spawns(&book.rebalance(late)), 1);
+    book.turn_finished(p, turn, &answered("a0"), (true, true), late);
+}
