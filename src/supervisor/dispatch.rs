@@ -5,8 +5,11 @@
 //! for up to `pool.reuse_wait_ms`.
 //!
 //! Before any of that, a request that continues a parked conversation goes to the process that
-//! holds it ([`Book::place`]); a new conversation takes a conversation slot with room, or the
-//! least recently used parked conversation's slot, which is forgotten then.
+//! holds it ([`Book::place`]); a new conversation takes a conversation slot with room, or else
+//! the slot of the parked conversation that is cheapest to lose — the one with the fewest
+//! messages (a miss replays them), on the most recently used process, the least recently used
+//! among equals — which is forgotten then. So deep chats outlive one-shot requests, and one-shot
+//! traffic stays on the warm process instead of cycling through cold ones.
 
 use std::time::{Duration, Instant};
 
@@ -25,8 +28,9 @@ const PARKING_WAIT: Duration = Duration::from_secs(1);
 pub(super) enum Place {
     /// The process holds the request's conversation, parked: it resumes there.
     Resume(ConversationId),
-    /// A new conversation (the history is replayed).
-    New,
+    /// A new conversation (the history is replayed), in place of parked conversation `evict`
+    /// when the process has no room otherwise.
+    New { evict: Option<ConversationId> },
 }
 
 impl Book {
@@ -109,7 +113,7 @@ impl Book {
                 }
             }
         }
-        while self.free_process(key).is_some() {
+        while self.new_place(key).is_some() {
             let Some(waiting) = self.pop_waiting(key, now) else {
                 break;
             };
@@ -157,7 +161,7 @@ impl Book {
                         .map(|p| (*id, Place::Resume(p.conversation)))
                 })
         });
-        hit.or_else(|| self.free_process(key).map(|id| (id, Place::New)))
+        hit.or_else(|| self.new_place(key))
     }
 
     /// Gives `request` a new turn id and one of process `id`'s conversation slots (its parked
@@ -197,14 +201,20 @@ impl Book {
                         hit = Some(true);
                     }
                 }
-                Place::New => {}
+                Place::New { .. } => {}
             }
             if !seat.resume {
                 self.next_conversation += 1;
                 seat.conversation = self.next_conversation;
                 if slot.occupants.len() + slot.parked.len() >= slot.capacity {
-                    let lru = (0..slot.parked.len()).min_by_key(|&i| slot.parked[i].parked_at);
-                    if let Some(at) = lru {
+                    let chosen = match place {
+                        Place::New { evict: Some(c) } => {
+                            slot.parked.iter().position(|p| p.conversation == c)
+                        }
+                        _ => None,
+                    };
+                    let lru = || (0..slot.parked.len()).min_by_key(|&i| slot.parked[i].parked_at);
+                    if let Some(at) = chosen.or_else(lru) {
                         // Reset by the process before it takes the turn.
                         seat.forget.push(slot.parked.remove(at).conversation);
                         slot.resets += 1;
@@ -249,23 +259,34 @@ impl Book {
         }
     }
 
-    /// The free process of `key` a new conversation takes: the most recently used one with room
-    /// — a process that just served is faster on its next turn than one that sat idle
-    /// (measured: spreading back-to-back turns over eight processes cost ≈ 5 ms each), and the
-    /// rest age out under the idle timeout together; processes that host several conversations
-    /// fill up before another is used — else the one whose parked conversation was used least
-    /// recently.
-    pub(super) fn free_process(&self, key: &PoolKey) -> Option<u64> {
+    /// Where a new conversation of `key` goes: the most recently used free process with room —
+    /// a process that just served is faster on its next turn than one that sat idle (measured:
+    /// spreading back-to-back turns over eight processes cost ≈ 5 ms each), and the rest age
+    /// out under the idle timeout together; processes that host several conversations fill up
+    /// before another is used — else in place of the parked conversation cheapest to lose: the
+    /// fewest messages, then the most recently used process, then the least recently parked.
+    pub(super) fn new_place(&self, key: &PoolKey) -> Option<(u64, Place)> {
         let free = || {
             self.processes
                 .iter()
                 .filter(|(_, s)| s.pool.as_ref() == Some(key) && s.free())
         };
-        free()
+        let roomy = free()
             .filter(|(_, s)| s.roomy())
             .max_by_key(|(_, s)| (s.occupants.len(), s.last_used))
-            .or_else(|| free().min_by_key(|(_, s)| s.oldest_parked()))
-            .map(|(id, _)| *id)
+            .map(|(id, _)| (*id, Place::New { evict: None }));
+        roomy.or_else(|| {
+            free()
+                .flat_map(|(id, s)| s.parked.iter().map(move |p| (*id, s, p)))
+                .min_by_key(|(_, s, p)| {
+                    let messages = p.transcript.as_ref().map_or(0, |t| t.len());
+                    (messages, std::cmp::Reverse(s.last_used), p.parked_at)
+                })
+                .map(|(id, _, p)| {
+                    let evict = Some(p.conversation);
+                    (id, Place::New { evict })
+                })
+        })
     }
 }
 

@@ -247,3 +247,31 @@ fn a_held_follow_up_starts_no_process() {
     assert_eq!(spawns(&book.rebalance(late)), 1);
     book.turn_finished(p, turn, &answered("a0"), (true, true), late);
 }
+
+#[test]
+fn a_deep_conversation_outlives_one_shot_requests_which_stay_on_the_warm_process() {
+    let t0 = Instant::now();
+    let ms = |n| t0 + Duration::from_millis(n);
+    let mut book = book_of(2, 1, t0);
+    // A chat of three turns on one process, then a one-shot request on the other.
+    let (chat, _) = run_kept(&mut book, 0, ms(1));
+    run_kept(&mut book, 1, ms(2));
+    run_kept(&mut book, 2, ms(3));
+    let (one_shot, _) = {
+        let (id, turn, seat) = seat_of(&book.submit(chat_request(0, "x0"), ms(4))).expect("d");
+        book.turn_finished(id, turn, &answered("y"), (true, true), ms(4));
+        (id, seat)
+    };
+    assert_ne!(one_shot, chat, "the other process had room");
+    // More one-shot requests: each takes the place of the cheapest parked conversation, the
+    // one-shot one, on the process that just served — never the chat's.
+    for i in 1..4 {
+        let (id, turn, seat) =
+            seat_of(&book.submit(chat_request(0, &format!("x{i}")), ms(5 + i))).expect("d");
+        assert_eq!(id, one_shot, "request {i}");
+        assert_eq!(seat.forget.len(), 1);
+        book.turn_finished(id, turn, &answered("y"), (true, true), ms(5 + i));
+    }
+    let (id, _) = run_kept(&mut book, 3, ms(10));
+    assert_eq!(id, chat, "the chat is still parked and continues");
+}

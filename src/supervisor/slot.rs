@@ -112,11 +112,6 @@ impl Slot {
         self.free() && self.occupants.len() + self.parked.len() < self.capacity
     }
 
-    /// When its least recently used parked conversation was parked.
-    pub(super) fn oldest_parked(&self) -> Option<Instant> {
-        self.parked.iter().map(|p| p.parked_at).min()
-    }
-
     /// Ready and running nothing.
     pub(super) fn idle(&self) -> bool {
         self.lifecycle == Lifecycle::Ready && self.occupants.is_empty()
