@@ -165,8 +165,9 @@ impl Book {
     }
 
     /// Gives `request` a new turn id and one of process `id`'s conversation slots (its parked
-    /// conversation's, or a new one, forgetting the least recently used parked conversation
-    /// when there is no room), and charges its client's share of the pool.
+    /// conversation's, or a new one, forgetting the parked conversation `place` names — the
+    /// least recently used one if it names none — when there is no room), and charges its
+    /// client's share of the pool.
     pub(super) fn dispatch(
         &mut self,
         id: u64,

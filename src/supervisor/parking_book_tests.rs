@@ -1,6 +1,6 @@
 //! The book's parking policy with plain values: a follow-up goes to the process holding its
-//! conversation, a new conversation takes a roomy slot or forgets the least recently used parked
-//! one, a follow-up that overtakes its turn's report waits for it, and a turn parked on client
+//! conversation, a new conversation takes a roomy slot or forgets the parked one cheapest to lose,
+//! a follow-up that overtakes its turn's report waits for it, and a turn parked on client
 //! tool calls is forgotten after `tool_result_timeout_secs`.
 
 use serde_json::json;
