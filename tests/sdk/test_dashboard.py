@@ -40,11 +40,24 @@ def tiles_of(pools_json):
 
 
 def slow_request(server):
+    """A request that runs until the test cancels it (or 60 s pass): the pools stay busy for as
+    long as the browser takes, however slow it starts."""
     body = json.dumps({"model": "claude", "max_tokens": 16,
-                       "messages": [{"role": "user", "content": "FAKE_SLEEP_10000 dashboard"}]}).encode()
+                       "messages": [{"role": "user", "content": "FAKE_SLEEP_60000 dashboard"}]}).encode()
     req = urllib.request.Request(server.url + "/anthropic/v1/messages", body, {"content-type": "application/json"})
-    with urllib.request.urlopen(req, timeout=60) as r:
-        r.read()
+    try:
+        with urllib.request.urlopen(req, timeout=90) as r:
+            r.read()
+    except urllib.error.HTTPError:
+        pass  # cancelled by the test, as intended
+
+
+def cancel_running(server):
+    with urllib.request.urlopen(server.url + "/admin/requests", timeout=10) as r:
+        running = [q["id"] for q in json.load(r)["requests"] if q["state"] == "running"]
+    for rid in running:
+        req = urllib.request.Request(server.url + "/admin/requests/%s/cancel" % rid, b"", method="POST")
+        urllib.request.urlopen(req, timeout=10).read()
 
 
 def test_dashboard_shows_the_pools_live(sdk_env, tmp_path):
@@ -73,6 +86,7 @@ def test_dashboard_shows_the_pools_live(sdk_env, tmp_path):
         after = tiles_of(pools(server))
         shot = tmp_path / "dashboard.png"
         chromium(tmp_path, "--virtual-time-budget=4000", "--window-size=1400,900", "--screenshot=%s" % shot, url)
+        cancel_running(server)
         for w in workers:
             w.join(30)
     finally:
