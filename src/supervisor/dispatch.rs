@@ -264,8 +264,9 @@ impl Book {
     /// a process that just served is faster on its next turn than one that sat idle (measured:
     /// spreading back-to-back turns over eight processes cost ≈ 5 ms each), and the rest age
     /// out under the idle timeout together; processes that host several conversations fill up
-    /// before another is used — else in place of the parked conversation cheapest to lose: the
-    /// fewest messages, then the most recently used process, then the least recently parked.
+    /// before another is used — else in place of the parked conversation cheapest to lose: not
+    /// one waiting on client tool calls if another will do, the fewest messages, then the most
+    /// recently used process, then the least recently parked.
     pub(super) fn new_place(&self, key: &PoolKey) -> Option<(u64, Place)> {
         let free = || {
             self.processes
@@ -280,8 +281,10 @@ impl Book {
             free()
                 .flat_map(|(id, s)| s.parked.iter().map(move |p| (*id, s, p)))
                 .min_by_key(|(_, s, p)| {
+                    // A turn waiting on client tool calls is mid-answer: its follow-up is due.
+                    let waits = !p.awaiting_tools.is_empty();
                     let messages = p.transcript.as_ref().map_or(0, |t| t.len());
-                    (messages, std::cmp::Reverse(s.last_used), p.parked_at)
+                    (waits, messages, std::cmp::Reverse(s.last_used), p.parked_at)
                 })
                 .map(|(id, _, p)| {
                     let evict = Some(p.conversation);

@@ -275,3 +275,27 @@ fn a_deep_conversation_outlives_one_shot_requests_which_stay_on_the_warm_process
     let (id, _) = run_kept(&mut book, 3, ms(10));
     assert_eq!(id, chat, "the chat is still parked and continues");
 }
+
+#[test]
+fn a_turn_waiting_on_tool_calls_is_the_last_to_give_way() {
+    let t0 = Instant::now();
+    let ms = |n| t0 + Duration::from_millis(n);
+    let mut book = book_of(2, 1, t0);
+    // A tool turn (two messages) parked first, then a deeper plain chat on the other process.
+    let (tools_at, turn, _) = seat_of(&book.submit(chat_request(0, "weather?"), ms(1))).expect("d");
+    let tool_use = TurnReport {
+        answer: Some(vec![Block::ToolUse {
+            id: "toolu_1".into(),
+            name: "get_weather".into(),
+            input: json!({}),
+        }]),
+        ..ok_report()
+    };
+    book.turn_finished(tools_at, turn, &tool_use, (true, true), ms(1));
+    run_kept(&mut book, 0, ms(2));
+    let (chat_at, _) = run_kept(&mut book, 1, ms(3));
+    assert_ne!(chat_at, tools_at);
+    let (id, _, seat) = seat_of(&book.submit(chat_request(0, "new"), ms(4))).expect("d");
+    assert_eq!(id, chat_at, "the chat gives way, though deeper");
+    assert_eq!(seat.forget.len(), 1);
+}
