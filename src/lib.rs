@@ -64,10 +64,12 @@
 //! (`rewind_conversation`), and only then does the supervisor count the slot as free. A later
 //! request whose history equals a parked conversation's goes to the process that holds it with
 //! only its new messages; a new conversation that needs the slot has the parked one forgotten
-//! (reset) first. A request timeout or a
-//! dropped receiver (client gone) interrupts the turn (the client gets its error at once, the slot
-//! is freed when the CLI stops); a child that does not stop, writes garbage
-//! or never becomes ready is killed; its exit is reported to the supervisor, which replaces it.
+//! (reset) first. A turn that stopped for client tools is parked with its calls unanswered: the
+//! follow-up whose new message holds exactly their results answers them, and the model goes on.
+//! A request timeout or a dropped receiver (client gone) interrupts the turn (the client gets its
+//! error at once, the slot is freed when the CLI stops); a child that does not stop, writes
+//! garbage or never becomes ready is killed; its exit is reported to the supervisor, which
+//! replaces it.
 //!
 //! Who owns what: a process reports its lifecycle (starting, ready, draining, exited) and the end
 //! of each turn; the supervisor owns occupancy (which turn runs in which conversation slot of
