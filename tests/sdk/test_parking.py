@@ -5,6 +5,7 @@ clean turn the process keeps the conversation; a follow-up that resends it conti
 conversation hit in /admin/pools and /metrics), anything else is a miss and is replayed. What the
 model sees must not depend on which: every turn's upstream request is checked against the chat."""
 import json
+import time
 import urllib.request
 
 import anthropic
@@ -23,9 +24,28 @@ def keyed(sdk_env, tmp_path_factory):
     server = Server(tmp_path_factory.mktemp("clinvoker-parking"), sdk_env.mock, "parking",
                     {"CLINVOKER_API_KEYS": "%s,%s" % (USER_A, USER_B), "CLINVOKER_ADMIN_KEYS": ADMIN,
                      "CLINVOKER__POOL__MIN_IDLE": "3"})
+    wait_warm(server, 3, ADMIN)
     yield server
     server.terminate()
     sdk_env.to_stop.append(server)
+
+
+def wait_warm(server, n, key=None):
+    """Until the default pool has `n` ready processes: a conversation that finds no free one
+    would take a parked conversation's place, which the tests here must not see by chance."""
+    deadline = time.monotonic() + 60
+    while True:
+        req = urllib.request.Request("http://127.0.0.1:%d/admin/pools" % server.port)
+        if key:
+            req.add_header("x-api-key", key)
+        with urllib.request.urlopen(req, timeout=10) as r:
+            pools = json.load(r)["pools"]
+        ready = sum(1 for pool in pools if pool["id"] == "default"
+                    for p in pool["processes"] if p["state"] == "idle")
+        if ready >= n:
+            return
+        assert time.monotonic() < deadline, pools
+        time.sleep(0.1)
 
 
 def counters(port, key=None):
