@@ -144,6 +144,8 @@ async fn clients_with_other_keys_never_share_a_parked_conversation() {
         s.pool.min_idle = 3;
     })
     .await;
+    // Warm first: a conversation finding no free process would take a parked one's place.
+    server.wait_idle(3).await;
     let (mut a, mut b) = (Chat::new(Some(KEY_A)), Chat::new(Some(KEY_B)));
     assert_eq!(
         a.say(&server, "turn-0").await,
