@@ -28,14 +28,20 @@
 //! Replayed `tool_use` and `tool_result` blocks show in the history as `[tool_use <name>]` and
 //! `[tool_result <text>]`.
 
+// Shared with the other fakes; fake-claude reads its own stdin and uses only some of it.
+#[allow(dead_code)]
+#[path = "fake_support/mod.rs"]
+mod fake_support;
 #[path = "fake_claude/tools.rs"]
 mod tools;
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+use fake_support::{emit, word_number, Switches};
 
 struct Fake {
     model: String,
@@ -49,34 +55,17 @@ struct Fake {
     mcp_registered: bool,
 }
 
-fn emit(v: &Value) {
-    let mut out = std::io::stdout().lock();
-    // A closed stdout means the server is gone; exiting is all that is left to do.
-    if writeln!(out, "{v}").and_then(|_| out.flush()).is_err() {
-        std::process::exit(0);
-    }
-}
+/// Its switches: `--fake-<name>[=value]` or `FAKE_CLAUDE_<NAME>`.
+const SWITCHES: Switches = Switches {
+    env_prefix: "FAKE_CLAUDE",
+};
 
-/// A switch from `--fake-<name>[=value]` or `FAKE_CLAUDE_<NAME>`; `Some("")` when set without value.
 fn switch(name: &str) -> Option<String> {
-    let arg = format!("--fake-{name}");
-    for a in std::env::args() {
-        if a == arg {
-            return Some(String::new());
-        }
-        if let Some(v) = a.strip_prefix(&format!("{arg}=")) {
-            return Some(v.to_string());
-        }
-    }
-    std::env::var(format!(
-        "FAKE_CLAUDE_{}",
-        name.to_uppercase().replace('-', "_")
-    ))
-    .ok()
+    SWITCHES.get(name)
 }
 
 fn switch_ms(name: &str) -> Option<Duration> {
-    switch(name)?.parse().ok().map(Duration::from_millis)
+    SWITCHES.ms(name)
 }
 
 fn text_of(content: &Value) -> String {
@@ -101,15 +90,6 @@ fn text_of(content: &Value) -> String {
             .join(" "),
         _ => String::new(),
     }
-}
-
-fn word_number(text: &str, prefix: &str) -> Option<u64> {
-    let start = text.find(prefix)? + prefix.len();
-    let digits: String = text[start..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
 }
 
 impl Fake {
@@ -243,7 +223,7 @@ impl Fake {
         event(
             json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
         );
-        let calls = tools::requested(&prompt);
+        let calls = fake_support::tool_calls(&prompt);
         let answer = match calls.is_empty() {
             true => answer,
             false => match self.tool_turn(&calls, &uuid, input) {

@@ -276,7 +276,7 @@ impl Server {
             thread.history.push(format!("u:{prompt}"));
         }
         let script = Script::parse(&prompt);
-        let calls = tools::requested(&prompt)
+        let calls = fake_support::tool_calls(&prompt)
             .into_iter()
             .filter(|(name, _)| thread.tools.contains(name))
             .collect();

@@ -21,23 +21,6 @@ pub enum ToolTurn {
     Interrupted,
 }
 
-/// The tool calls a prompt asks for: (name, input) per `FAKE_TOOL:` marker.
-pub fn requested(prompt: &str) -> Vec<(String, Value)> {
-    let mut calls = Vec::new();
-    let mut rest = prompt;
-    while let Some(at) = rest.find("FAKE_TOOL:") {
-        rest = &rest[at + "FAKE_TOOL:".len()..];
-        let Some((name, tail)) = rest.split_once(':') else {
-            break;
-        };
-        let mut stream = serde_json::Deserializer::from_str(tail).into_iter::<Value>();
-        let input = stream.next().and_then(Result::ok).unwrap_or(json!({}));
-        calls.push((name.to_string(), input));
-        rest = &tail[stream.byte_offset()..];
-    }
-    calls
-}
-
 impl Fake {
     /// Sends the host an `mcp_message` and waits for its answer (answering control requests
     /// meanwhile); `None` for a notification's empty answer or when the host refused.
@@ -183,20 +166,5 @@ impl Fake {
             }
         }
         ToolTurn::Answered(format!("tools said: {}", texts.join("; ")))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn markers_give_calls_in_order() {
-        let calls = super::requested(r#"go FAKE_TOOL:a:{"x":1} and FAKE_TOOL:b-2:{} end"#);
-        assert_eq!(
-            calls,
-            [
-                ("a".to_string(), serde_json::json!({"x": 1})),
-                ("b-2".to_string(), serde_json::json!({}))
-            ]
-        );
     }
 }

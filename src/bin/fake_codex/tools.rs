@@ -16,23 +16,6 @@ use serde_json::{json, Value};
 
 use crate::fake_support::{emit, Halt};
 
-/// The calls a prompt asks for: (name, arguments) per `FAKE_TOOL:` marker.
-pub fn requested(prompt: &str) -> Vec<(String, Value)> {
-    let mut calls = Vec::new();
-    let mut rest = prompt;
-    while let Some(at) = rest.find("FAKE_TOOL:") {
-        rest = &rest[at + "FAKE_TOOL:".len()..];
-        let Some((name, tail)) = rest.split_once(':') else {
-            break;
-        };
-        let mut stream = serde_json::Deserializer::from_str(tail).into_iter::<Value>();
-        let input = stream.next().and_then(Result::ok).unwrap_or(json!({}));
-        calls.push((name.to_string(), input));
-        rest = &tail[stream.byte_offset()..];
-    }
-    calls
-}
-
 /// Where the answer to each of our requests goes: the dispatcher hands a response to the turn
 /// worker that asked.
 fn waiting() -> &'static Mutex<HashMap<u64, Sender<Value>>> {
@@ -123,16 +106,4 @@ pub fn call(
         ));
     }
     Ok(format!("tool results: {}", quoted.join(", ")))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn markers_name_the_tool_and_its_arguments() {
-        let calls = super::requested(r#"go FAKE_TOOL:a:{"x":1} and FAKE_TOOL:b-2:{} end"#);
-        assert_eq!(calls.len(), 2);
-        assert_eq!(calls[0].0, "a");
-        assert_eq!(calls[0].1, serde_json::json!({"x": 1}));
-        assert_eq!(calls[1].0, "b-2");
-    }
 }

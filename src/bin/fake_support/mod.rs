@@ -1,6 +1,7 @@
-//! What `fake-codex` and `fake-gemini` share: their switches, their stdout lines, one event queue
-//! fed by stdin and by their turn workers, interruptible waits, and the per-prompt words that
-//! script a turn. Each fake includes this file as a module (`#[path]`); it is no binary itself.
+//! What the fakes share: their switches, their stdout lines, the per-prompt words that script a
+//! turn (client tool calls among them) and, for `fake-codex` and `fake-gemini`, one event queue
+//! fed by stdin and by their turn workers and interruptible waits. Each fake includes this file
+//! as a module (`#[path]`); it is no binary itself.
 
 use std::io::{BufRead, Write};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -162,6 +163,27 @@ pub fn deltas(answer: &str) -> Vec<&str> {
     answer.split_inclusive(' ').collect()
 }
 
+/// The client tool calls a prompt asks for: (name, input) per `FAKE_TOOL:<name>:<json>` marker.
+#[allow(dead_code)] // fake-gemini serves no client tools
+pub fn tool_calls(prompt: &str) -> Vec<(String, Value)> {
+    let mut calls = Vec::new();
+    let mut rest = prompt;
+    while let Some(at) = rest.find("FAKE_TOOL:") {
+        rest = &rest[at + "FAKE_TOOL:".len()..];
+        let Some((name, tail)) = rest.split_once(':') else {
+            break;
+        };
+        let mut stream = serde_json::Deserializer::from_str(tail).into_iter::<Value>();
+        let input = stream
+            .next()
+            .and_then(Result::ok)
+            .unwrap_or(Value::Object(Default::default()));
+        calls.push((name.to_string(), input));
+        rest = &tail[stream.byte_offset()..];
+    }
+    calls
+}
+
 /// A fresh uuid-shaped id, like the ids the real CLIs hand out.
 pub fn uuid() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -170,6 +192,18 @@ pub fn uuid() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tool_markers_give_calls_in_order() {
+        let calls = tool_calls(r#"go FAKE_TOOL:a:{"x":1} and FAKE_TOOL:b-2:{} end"#);
+        assert_eq!(
+            calls,
+            [
+                ("a".to_string(), serde_json::json!({"x": 1})),
+                ("b-2".to_string(), serde_json::json!({}))
+            ]
+        );
+    }
 
     #[test]
     fn a_plain_prompt_is_answered_at_once() {
