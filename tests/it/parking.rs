@@ -54,17 +54,6 @@ fn history_of(turns: usize, model: &str) -> String {
     h.join(",")
 }
 
-async fn counters(server: &TestServer, admin: Option<&str>) -> (u64, u64) {
-    let url = server.url("/admin/pools");
-    let headers: Vec<(&str, &str)> = admin.map(|k| ("x-api-key", k)).into_iter().collect();
-    let pools = get_with(&url, &headers).await.body;
-    let pool = &pools["pools"][0]["counters"];
-    (
-        pool["conversation_hits"].as_u64().expect("hits"),
-        pool["conversation_misses"].as_u64().expect("misses"),
-    )
-}
-
 #[actix_rt::test]
 async fn a_chat_continues_where_it_is_parked_and_sees_what_a_replay_would() {
     let parking = TestServer::fake(|s| s.pool.max_processes = 2).await;
@@ -89,8 +78,8 @@ async fn a_chat_continues_where_it_is_parked_and_sees_what_a_replay_would() {
             format!("echo: {text} | history: {history} | system:  | model: {model}")
         );
     }
-    assert_eq!(counters(&parking, None).await, (5, 0));
-    assert_eq!(counters(&replaying, None).await, (0, 0));
+    assert_eq!(parking.hits_and_misses(None).await, (5, 0));
+    assert_eq!(replaying.hits_and_misses(None).await, (0, 0));
     // One process served the whole chat and holds it now.
     let procs = parking.processes().await;
     let holding: Vec<&Value> = procs
@@ -127,11 +116,11 @@ async fn an_edited_history_misses_and_is_replayed_as_sent() {
         answer.starts_with("echo: turn-2 | history: u:edited,a:echo: turn-0 |"),
         "{answer}"
     );
-    assert_eq!(counters(&server, None).await, (1, 1));
+    assert_eq!(server.hits_and_misses(None).await, (1, 1));
     // The replayed conversation is parked in turn and continues.
     let next = chat.say(&server, "turn-3").await;
     assert!(next.contains("u:edited,"), "{next}");
-    assert_eq!(counters(&server, None).await, (2, 1));
+    assert_eq!(server.hits_and_misses(None).await, (2, 1));
     server.stop().await;
 }
 
@@ -159,7 +148,7 @@ async fn clients_with_other_keys_never_share_a_parked_conversation() {
     b.say(&server, "turn-1").await;
     a.say(&server, "turn-1").await;
     b_with_a_history.say(&server, "turn-1").await;
-    let (hits, misses) = counters(&server, Some(ADMIN)).await;
+    let (hits, misses) = server.hits_and_misses(Some(ADMIN)).await;
     // A and B continued their own; B's copy of A's history could only match B's conversation,
     // which B itself had taken on just before.
     assert_eq!((hits, misses), (2, 1));
@@ -196,7 +185,7 @@ async fn a_parked_process_is_reset_for_another_conversation_when_the_pool_needs_
     let model = answer.rsplit("model: ").next().unwrap_or_default();
     let history = history_of(1, model);
     assert!(answer.starts_with(&format!("echo: turn-1 | history: {history} |")));
-    assert_eq!(counters(&server, None).await, (0, 1));
+    assert_eq!(server.hits_and_misses(None).await, (0, 1));
     let procs = server.processes().await;
     assert_eq!(
         procs.len(),
@@ -233,6 +222,6 @@ async fn a_continued_native_session_continues_its_parked_conversation() {
             "{out}"
         );
     }
-    assert_eq!(counters(&server, None).await, (3, 0));
+    assert_eq!(server.hits_and_misses(None).await, (3, 0));
     server.stop().await;
 }

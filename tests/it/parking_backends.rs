@@ -26,20 +26,6 @@ async fn server(model: &str, park: bool) -> TestServer {
     .await
 }
 
-/// `conversation_hits` and `conversation_misses` of the server's pools, summed.
-async fn hits_and_misses(server: &TestServer) -> (u64, u64) {
-    let pools = server.get("/admin/pools").await;
-    let sum = |name: &str| -> u64 {
-        pools["pools"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p["counters"][name].as_u64())
-            .sum()
-    };
-    (sum("conversation_hits"), sum("conversation_misses"))
-}
-
 /// Runs the same six-turn chat of `model` on a parking and a replaying server; with `aside`,
 /// turn 3 sends two user messages.
 async fn same_answers_parked_and_replayed(model: &str, aside: bool) {
@@ -69,8 +55,8 @@ async fn same_answers_parked_and_replayed(model: &str, aside: bool) {
             assert!(answers[0].contains(&earlier), "{}", answers[0]);
         }
     }
-    assert_eq!(hits_and_misses(&parking).await, (5, 0));
-    assert_eq!(hits_and_misses(&replaying).await, (0, 0));
+    assert_eq!(parking.hits_and_misses(None).await, (5, 0));
+    assert_eq!(replaying.hits_and_misses(None).await, (0, 0));
     parking.stop().await;
     replaying.stop().await;
 }

@@ -32,20 +32,6 @@ async fn chat_with(server: &TestServer, model: &str, tok: &str, turns: usize, as
     }
 }
 
-/// `hits` and `misses` of the server's pools, summed.
-async fn hits_and_misses(server: &TestServer) -> (u64, u64) {
-    let pools = server.get("/admin/pools").await;
-    let sum = |name: &str| -> u64 {
-        pools["pools"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p["counters"][name].as_u64())
-            .sum()
-    };
-    (sum("conversation_hits"), sum("conversation_misses"))
-}
-
 #[actix_rt::test]
 async fn claude_a_parked_follow_up_reaches_the_model_as_a_replay_does() {
     let parking = real(|_| {}).await;
@@ -53,8 +39,8 @@ async fn claude_a_parked_follow_up_reaches_the_model_as_a_replay_does() {
     let (a, b) = (token(), token());
     chat(&parking, "claude", &a, 4).await;
     chat(&replaying, "claude", &b, 4).await;
-    assert_eq!(hits_and_misses(&parking).await, (3, 0));
-    assert_eq!(hits_and_misses(&replaying).await, (0, 0));
+    assert_eq!(parking.hits_and_misses(None).await, (3, 0));
+    assert_eq!(replaying.hits_and_misses(None).await, (0, 0));
     let last = |tok: &str| -> Value {
         let bodies = mock().requests_with(&format!("{tok} turn 3"));
         let body = bodies.last().expect("the last turn went upstream").clone();
@@ -84,8 +70,8 @@ async fn codex_a_parked_follow_up_reaches_the_model_as_a_replay_does() {
     let (a, b) = (token(), token());
     chat(&parking, "gpt-5", &a, 4).await;
     chat(&replaying, "gpt-5", &b, 4).await;
-    assert_eq!(hits_and_misses(&parking).await, (3, 0));
-    assert_eq!(hits_and_misses(&replaying).await, (0, 0));
+    assert_eq!(parking.hits_and_misses(None).await, (3, 0));
+    assert_eq!(replaying.hits_and_misses(None).await, (0, 0));
     let last = |tok: &str| -> Value {
         let mut body = last_body(responses_mock(), tok);
         // Item ids are random, and each server has its own directories.
@@ -109,8 +95,8 @@ async fn gemini_a_parked_follow_up_reaches_the_model_as_a_replay_does() {
     let (a, b) = (token(), token());
     chat(&parking, "gemini-2.5-flash", &a, 4).await;
     chat(&replaying, "gemini-2.5-flash", &b, 4).await;
-    assert_eq!(hits_and_misses(&parking).await, (3, 0));
-    assert_eq!(hits_and_misses(&replaying).await, (0, 0));
+    assert_eq!(parking.hits_and_misses(None).await, (3, 0));
+    assert_eq!(replaying.hits_and_misses(None).await, (0, 0));
     let last = |tok: &str| -> Value {
         let body = last_body(gemini_mock(), tok);
         json!({"systemInstruction": body["systemInstruction"], "contents": body["contents"]})
@@ -152,7 +138,7 @@ async fn an_aside_reaches_the_model_as_a_replay_does(model: &str, mock: &Mock) {
     let (a, b) = (token(), token());
     chat_with(&parking, model, &a, 4, true).await;
     chat_with(&replaying, model, &b, 4, true).await;
-    assert_eq!(hits_and_misses(&parking).await, (3, 0));
+    assert_eq!(parking.hits_and_misses(None).await, (3, 0));
     let last = |tok: &str| -> Value {
         let mut body = last_body(mock, tok);
         for item in body["input"].as_array_mut().into_iter().flatten() {
@@ -217,8 +203,8 @@ async fn claude_a_parked_tool_turn_continues_as_a_replay_would() {
     let (replayed_answer, id_b) = tool_round_trip(&replaying, &b).await;
     assert_eq!(parked_answer, "MOCK_OK: TOOL_RESULT: sunny");
     assert_eq!(parked_answer, replayed_answer);
-    assert_eq!(hits_and_misses(&parking).await, (1, 0));
-    assert_eq!(hits_and_misses(&replaying).await, (0, 0));
+    assert_eq!(parking.hits_and_misses(None).await, (1, 0));
+    assert_eq!(replaying.hits_and_misses(None).await, (0, 0));
     let last = |tok: &str| -> Value {
         let bodies = mock().requests_with(tok);
         let body = bodies

@@ -149,6 +149,22 @@ impl TestServer {
         procs.iter().filter_map(|p| p["pid"].as_u64()).collect()
     }
 
+    /// `conversation_hits` and `conversation_misses` of every pool, summed (`admin`: the admin
+    /// key, on a server with keys).
+    pub async fn hits_and_misses(&self, admin: Option<&str>) -> (u64, u64) {
+        let headers: Vec<(&str, &str)> = admin.map(|k| ("x-api-key", k)).into_iter().collect();
+        let pools = get_with(&self.url("/admin/pools"), &headers).await.body;
+        let sum = |name: &str| -> u64 {
+            pools["pools"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["counters"][name].as_u64())
+                .sum()
+        };
+        (sum("conversation_hits"), sum("conversation_misses"))
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> Reply {
         post_json(&self.url(path), body, &[]).await
     }
