@@ -113,7 +113,12 @@ impl Book {
                 }
             }
         }
-        while self.new_place(key).is_some() {
+        let has_free = |book: &Self| {
+            book.processes
+                .values()
+                .any(|s| s.pool.as_ref() == Some(key) && s.free())
+        };
+        while has_free(self) {
             let Some(waiting) = self.pop_waiting(key, now) else {
                 break;
             };
@@ -148,7 +153,7 @@ impl Book {
     }
 
     /// Which process of `key` takes a request, and where in it: the one that holds its
-    /// conversation parked, else a free one ([`Book::free_process`]).
+    /// conversation parked, else a free one ([`Book::new_place`]).
     pub(super) fn place(&self, key: &PoolKey, lookup: Option<&Lookup>) -> Option<(u64, Place)> {
         let hit = lookup.and_then(|lookup| {
             self.processes

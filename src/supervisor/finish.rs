@@ -37,7 +37,7 @@ impl Book {
             return Vec::new();
         };
         if let (Some(occupant), true) = (slot.occupants.remove(&turn), kept) {
-            let transcript = match (&occupant.lookup, &report.answer) {
+            let transcript = match (occupant.lookup, &report.answer) {
                 (Some(lookup), Some(answer)) => Some(lookup.sent.answered(answer)),
                 _ => None,
             };

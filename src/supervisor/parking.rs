@@ -68,7 +68,7 @@ impl Transcript {
     }
 
     /// The conversation after the model answered with `answer`.
-    pub fn answered(&self, answer: &[Block]) -> Self {
+    pub fn answered(self, answer: &[Block]) -> Self {
         let blocks: Vec<Value> = answer
             .iter()
             .map(|b| match b {
@@ -78,9 +78,9 @@ impl Transcript {
                 }
             })
             .collect();
-        let mut messages = self.messages.clone();
+        let mut messages = self.messages;
         messages.push(normal_form(Role::Assistant, &Value::Array(blocks)));
-        Self::new(self.owner.clone(), messages)
+        Self::new(self.owner, messages)
     }
 }
 
