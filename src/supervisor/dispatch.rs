@@ -141,7 +141,7 @@ impl Book {
             .filter(|s| s.pool.as_ref() == Some(key))
             .flat_map(|s| s.occupants.values())
             .filter_map(|o| o.lookup.as_ref())
-            .any(|o| lookup.prefix.answers(&o.sent));
+            .any(|o| lookup.follows(&o.sent));
         in_flight.then_some(PARKING_WAIT)
     }
 
@@ -226,10 +226,7 @@ impl Book {
                         slot.resets += 1;
                     }
                 }
-                hit = lookup
-                    .as_ref()
-                    .filter(|l| !l.prefix.is_empty())
-                    .map(|_| false);
+                hit = lookup.as_ref().filter(|l| l.has_history()).map(|_| false);
             }
             slot.occupants.insert(
                 turn,

@@ -41,13 +41,11 @@ pub struct Transcript {
 
 impl Transcript {
     fn new(owner: String, messages: Vec<String>) -> Self {
-        let mut hasher = DefaultHasher::new();
-        owner.hash(&mut hasher);
-        messages.hash(&mut hasher);
+        let hash = hash_of(&owner, &messages);
         Self {
             owner,
             messages,
-            hash: hasher.finish(),
+            hash,
         }
     }
 
@@ -58,13 +56,6 @@ impl Transcript {
 
     pub fn is_empty(&self) -> bool {
         self.messages.is_empty()
-    }
-
-    /// Whether this is `earlier` and one message more (the answer to it).
-    pub fn answers(&self, earlier: &Transcript) -> bool {
-        self.owner == earlier.owner
-            && self.messages.len() == earlier.messages.len() + 1
-            && self.messages.starts_with(&earlier.messages)
     }
 
     /// The conversation after the model answered with `answer`.
@@ -84,14 +75,24 @@ impl Transcript {
     }
 }
 
+/// Of a conversation's owner and messages.
+fn hash_of(owner: &str, messages: &[String]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    owner.hash(&mut hasher);
+    messages.hash(&mut hasher);
+    hasher.finish()
+}
+
 /// What the book needs to know of a request to park or continue its conversation.
 #[derive(Debug, Clone)]
 pub struct Lookup {
-    /// The messages the client resent before its new trailing user message(s): what a parked
-    /// transcript must equal for the request to continue it.
-    pub prefix: Transcript,
-    /// The whole conversation as sent (the prefix and the new messages).
+    /// The whole conversation as sent: the messages resent before the new trailing user
+    /// message(s) — the *prefix*, which a parked transcript must equal for the request to
+    /// continue it — then the new ones.
     pub sent: Transcript,
+    /// Messages in the prefix, and its hash (as a transcript of its own would have).
+    prefix_len: usize,
+    prefix_hash: u64,
     /// The `tool_use_id`s answered, sorted, when the one new message holds only tool results.
     pub tool_results: Option<Vec<String>>,
 }
@@ -113,10 +114,12 @@ impl Lookup {
             .collect();
         messages.push(normal_form(Role::User, &request.prompt));
         let new = trailing_user_messages(&request.history) + 1;
-        let prefix = messages[..messages.len() - new].to_vec();
+        let prefix_len = messages.len() - new;
+        let prefix_hash = hash_of(&owner, &messages[..prefix_len]);
         Self {
-            prefix: Transcript::new(owner.clone(), prefix),
             sent: Transcript::new(owner, messages),
+            prefix_len,
+            prefix_hash,
             tool_results: (new == 1)
                 .then(|| tool_result_ids(&request.prompt))
                 .flatten(),
@@ -130,11 +133,37 @@ impl Lookup {
         let Some(transcript) = &parked.transcript else {
             return false;
         };
-        let same = !self.prefix.is_empty()
-            && transcript.hash == self.prefix.hash
-            && *transcript == self.prefix;
+        let same = self.has_history()
+            && transcript.hash == self.prefix_hash
+            && transcript.owner == self.sent.owner
+            && transcript.messages == self.prefix();
         same && (parked.awaiting_tools.is_empty()
             || self.tool_results.as_ref() == Some(&parked.awaiting_tools))
+    }
+}
+
+impl Lookup {
+    /// The messages resent before the new ones.
+    fn prefix(&self) -> &[String] {
+        &self.sent.messages[..self.prefix_len]
+    }
+
+    /// Whether the request resends earlier turns (a first turn continues nothing).
+    pub fn has_history(&self) -> bool {
+        self.prefix_len > 0
+    }
+
+    /// Messages the request adds to its conversation.
+    pub fn new_messages(&self) -> usize {
+        self.sent.len() - self.prefix_len
+    }
+
+    /// Whether the request continues `earlier` once answered: its prefix is `earlier` and one
+    /// message more (the answer to it).
+    pub fn follows(&self, earlier: &Transcript) -> bool {
+        self.sent.owner == earlier.owner
+            && self.prefix_len == earlier.messages.len() + 1
+            && self.prefix().starts_with(&earlier.messages)
     }
 }
 
@@ -331,7 +360,7 @@ mod tests {
     #[test]
     fn the_answer_resent_in_any_shape_continues_the_conversation() {
         let first = Lookup::of(&request("a", vec![], json!("hi")));
-        assert!(first.prefix.is_empty(), "a first turn continues nothing");
+        assert!(!first.has_history(), "a first turn continues nothing");
         let parked = park(
             first.sent,
             &[Block::Text("hel".into()), Block::Text("lo".into())],
@@ -392,7 +421,7 @@ mod tests {
         );
         let lookup = Lookup::of(&next);
         assert!(lookup.continues(&parked));
-        assert_eq!(lookup.sent.len() - lookup.prefix.len(), 2);
+        assert_eq!(lookup.new_messages(), 2);
     }
 
     #[test]
